@@ -1,1 +1,10 @@
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+	# `sync_tweaks.SyncJobFatalError` without importing frappe when bench only reads __version__
+	if name in ("SyncJobFatalError", "SyncJobError", "SyncControllerError"):
+		from sync_tweaks import exceptions
+
+		return getattr(exceptions, name)
+	raise AttributeError(name)

@@ -1,0 +1,225 @@
+"""Moves Waiting jobs to Queued when their concurrency slot is free, and pushes them to RQ.
+
+Waiting jobs live only in the database; RQ holds at most `sync_job_max_queued` sync jobs per queue,
+all of which can run now. Pushing happens after the transaction that queued the jobs commits.
+"""
+
+import math
+from functools import partial
+
+import frappe
+import redis
+from frappe.utils.background_jobs import get_queue, get_queues_timeout
+
+from sync_tweaks import slots
+from sync_tweaks.engine.status import ACTIVE, S
+
+RUNNER = "sync_tweaks.runner.execute_sync_jobs"
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_MAX_QUEUED = 200
+FLAG = "sync_tweaks_dispatch_requested"
+
+
+def request_dispatch():
+	"""Dispatch once after the current transaction commits (nothing happens if it rolls back)."""
+	if frappe.flags.get(FLAG):
+		return
+	frappe.flags[FLAG] = True
+	frappe.db.after_commit.add(_dispatch_after_commit)
+	frappe.db.after_rollback.add(_forget_request)
+
+
+def release_after_commit(job):
+	"""Free the slot `job` held once its new status commits, then dispatch its key's next job."""
+	frappe.db.after_commit.add(partial(_release_and_dispatch, job.concurrency_key, job.name))
+
+
+def dispatch(keys=()) -> list[str]:
+	"""Queue the oldest Waiting job of each of `keys`, then fill every queue up to capacity; returns names.
+
+	The caller commits; the push to RQ follows that commit.
+	"""
+	taken: dict[str, list[dict]] = {}
+	busy = active_keys()
+	for key in {k for k in keys if k}:
+		if key in busy:
+			continue
+		row = oldest_waiting_of_key(key)
+		if row and _room(row.queue) > 0 and _take(row, busy):
+			taken.setdefault(row.queue, []).append(row)
+	for queue in get_queues_timeout():
+		room = _room(queue)
+		if room <= 0:
+			continue
+		for row in oldest_ready(queue, busy, limit=room):
+			if room <= 0:
+				break
+			if _take(row, busy):
+				taken.setdefault(queue, []).append(row)
+				room -= 1
+	for queue, rows in taken.items():
+		for batch in split_batches(rows, batch_size(), worker_count(queue)):
+			push(batch, queue)
+	return [row.name for rows in taken.values() for row in rows]
+
+
+def push(rows: list[dict], queue: str) -> str:
+	"""Give Queued `rows` one RQ job id and push it to RQ after commit."""
+	job_id = "sync-job-" + frappe.generate_hash(length=16)
+	names = [row.name for row in rows]
+	frappe.db.sql(
+		"update `tabSync Job` set job_id=%(job_id)s where name in %(names)s",
+		{"job_id": job_id, "names": tuple(names)},
+	)
+	timeout = sum(row.timeout or 300 for row in rows) + slots.grace_seconds()
+	frappe.db.after_commit.add(partial(_enqueue, job_id, names, queue, timeout))
+	return job_id
+
+
+def active_keys() -> set[str]:
+	"""Keys that have a Queued or Started job (the database is the truth, slots only serialise)."""
+	return set(
+		frappe.db.sql_list(
+			"select distinct concurrency_key from `tabSync Job` where status in %(active)s and concurrency_key is not null",
+			{"active": tuple(s.value for s in ACTIVE)},
+		)
+	)
+
+
+def oldest_waiting_of_key(key: str):
+	rows = frappe.db.sql(
+		"""select name, concurrency_key, queue, timeout from `tabSync Job`
+		where concurrency_key=%(key)s and status=%(waiting)s order by creation asc limit 1""",
+		{"key": key, "waiting": S.WAITING.value},
+		as_dict=True,
+	)
+	return rows[0] if rows else None
+
+
+def oldest_ready(queue: str, busy: set[str], limit: int) -> list[dict]:
+	"""The oldest Waiting jobs of `queue` whose key is not busy, at most one per key."""
+	rows = frappe.db.sql(
+		"""select name, concurrency_key, queue, timeout from `tabSync Job`
+		where status=%(waiting)s and queue=%(queue)s
+		and (concurrency_key is null or concurrency_key not in %(busy)s)
+		order by creation asc limit %(limit)s""",
+		{"waiting": S.WAITING.value, "queue": queue, "busy": tuple(busy) or ("",), "limit": limit * 2},
+		as_dict=True,
+	)
+	ready, keys = [], set()
+	for row in rows:
+		if row.concurrency_key and row.concurrency_key in keys:
+			continue
+		keys.add(row.concurrency_key)
+		ready.append(row)
+	return ready[:limit]
+
+
+def split_batches(rows: list, size: int, workers: int) -> list[list]:
+	"""At most `size` jobs per RQ job, and at least one RQ job per idle worker."""
+	if not rows:
+		return []
+	count = max(math.ceil(len(rows) / max(size, 1)), min(len(rows), max(workers, 1)))
+	return [rows[i::count] for i in range(count)]
+
+
+def batch_size() -> int:
+	return max(int(frappe.conf.get("sync_job_batch_size") or DEFAULT_BATCH_SIZE), 1)
+
+
+def max_queued() -> int:
+	return max(int(frappe.conf.get("sync_job_max_queued") or DEFAULT_MAX_QUEUED), 1)
+
+
+def worker_count(queue: str) -> int:
+	"""How many RQ workers listen on `queue`, cached for a few seconds."""
+	cache_key = f"sync_tweaks:workers:{queue}"
+	count = frappe.cache().get_value(cache_key)
+	if count is None:
+		from rq import Worker
+
+		try:
+			count = Worker.count(queue=get_queue(queue))
+		except redis.exceptions.RedisError:
+			count = 1
+		frappe.cache().set_value(cache_key, count, expires_in_sec=10)
+	return count
+
+
+def _room(queue: str) -> int:
+	queued = frappe.db.count("Sync Job", {"status": S.QUEUED.value, "queue": queue})
+	return max_queued() - queued
+
+
+def _take(row, busy: set[str]) -> bool:
+	"""Waiting -> Queued for one job, holding its key's slot; False when someone else got there first."""
+	key = row.concurrency_key
+	if key and not slots.acquire(key, row.name, (row.timeout or 300) + slots.grace_seconds()):
+		return False
+	status = frappe.db.get_value("Sync Job", row.name, "status", for_update=True)
+	if status != S.WAITING.value or (key and _other_active(key, row.name)):
+		if key:
+			slots.release(key, row.name)
+		return False
+	frappe.db.set_value("Sync Job", row.name, {"status": S.QUEUED.value, "job_id": None})
+	_publish(row.name, S.QUEUED)
+	if key:
+		busy.add(key)
+	return True
+
+
+def _other_active(key: str, name: str) -> bool:
+	return bool(
+		frappe.db.exists(
+			"Sync Job",
+			{"concurrency_key": key, "status": ["in", [s.value for s in ACTIVE]], "name": ["!=", name]},
+		)
+	)
+
+
+def _publish(name: str, status):
+	frappe.publish_realtime(
+		"sync_job_status",
+		{"name": name, "status": str(status)},
+		doctype="Sync Job",
+		docname=name,
+		after_commit=True,
+	)
+
+
+def _enqueue(job_id: str, names: list[str], queue: str, timeout: int):
+	try:
+		frappe.enqueue(RUNNER, queue=queue, timeout=timeout, job_id=job_id, sync_job_names=names)
+	except (redis.exceptions.RedisError, OSError):
+		# the jobs stay Queued; the scheduler's recovery re-pushes jobs whose RQ job does not exist
+		frappe.log_error(title="Sync Job push to RQ failed", message=frappe.get_traceback())
+		frappe.db.commit()
+
+
+def _forget_request():
+	frappe.flags.pop(FLAG, None)
+
+
+def _dispatch_after_commit():
+	frappe.flags.pop(FLAG, None)
+	run_dispatch()
+
+
+def _release_and_dispatch(key: str | None, holder: str):
+	try:
+		if key:
+			slots.release(key, holder)
+	except redis.exceptions.RedisError:
+		pass  # the slot expires on its own; its TTL bounds the wait
+	run_dispatch(keys=[key] if key else ())
+
+
+def run_dispatch(keys=()) -> list[str]:
+	"""Dispatch in a transaction of its own; Redis being down only delays jobs until the scheduler runs."""
+	try:
+		names = dispatch(keys)
+		frappe.db.commit()
+		return names
+	except redis.exceptions.RedisError:
+		frappe.db.rollback()
+		return []

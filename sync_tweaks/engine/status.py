@@ -1,0 +1,75 @@
+"""The Sync Job status machine: one enum, one transition table, a few named questions."""
+
+from enum import Enum
+
+
+class SyncJobStatus(str, Enum):
+	PENDING = "Pending"
+	WAITING = "Waiting"
+	QUEUED = "Queued"
+	STARTED = "Started"
+	FINISHED = "Finished"
+	FAILED = "Failed"
+	SKIPPED = "Skipped"
+	RELAYED = "Relayed"
+	NO_TARGET = "No Target"
+	CANCELED = "Canceled"
+
+	def __str__(self) -> str:
+		return self.value
+
+
+S = SyncJobStatus
+
+TRANSITIONS: dict[SyncJobStatus, frozenset[SyncJobStatus]] = {
+	S.PENDING: frozenset({S.WAITING, S.CANCELED}),
+	S.WAITING: frozenset({S.QUEUED, S.CANCELED}),
+	# Queued -> Waiting: a batch hands back the jobs it did not reach
+	S.QUEUED: frozenset({S.STARTED, S.WAITING, S.CANCELED}),
+	S.STARTED: frozenset({S.FINISHED, S.FAILED, S.SKIPPED, S.RELAYED, S.NO_TARGET}),
+	S.FAILED: frozenset({S.WAITING, S.CANCELED}),
+}
+
+FINAL = frozenset({S.FINISHED, S.SKIPPED, S.RELAYED, S.NO_TARGET, S.CANCELED})
+# statuses that hold the concurrency slot of their key
+ACTIVE = frozenset({S.QUEUED, S.STARTED})
+# statuses a job can be in while work is still ahead of it (Failed may retry, but is not open)
+OPEN = frozenset({S.PENDING, S.WAITING, S.QUEUED, S.STARTED})
+# final statuses after which the `finished` hook runs
+FINISHED_HOOK = frozenset({S.FINISHED, S.SKIPPED, S.RELAYED})
+
+COLORS = {
+	S.PENDING: "gray",
+	S.WAITING: "yellow",
+	S.QUEUED: "orange",
+	S.STARTED: "blue",
+	S.FINISHED: "green",
+	S.FAILED: "red",
+	S.SKIPPED: "light-blue",
+	S.RELAYED: "purple",
+	S.NO_TARGET: "cyan",
+	S.CANCELED: "darkgrey",
+}
+
+# what a user may do from each status, as offered by the form
+ACTIONS = {
+	"start": frozenset({S.PENDING}),
+	"cancel_sync": frozenset({S.PENDING, S.WAITING, S.QUEUED, S.FAILED}),
+	"retry": frozenset({S.FAILED}),
+	"dry_run_again": frozenset(SyncJobStatus) - ACTIVE,
+}
+
+
+def can_transition(current: str, to: str) -> bool:
+	"""Whether the table allows `current` -> `to`."""
+	return SyncJobStatus(to) in TRANSITIONS.get(SyncJobStatus(current), frozenset())
+
+
+def is_final(status: str) -> bool:
+	return SyncJobStatus(status) in FINAL
+
+
+def allowed_actions(status: str) -> list[str]:
+	"""The user actions the form offers for a job in `status`."""
+	status = SyncJobStatus(status)
+	return [action for action, sources in ACTIONS.items() if status in sources]

@@ -1,0 +1,27 @@
+"""Errors raised by sync_tweaks; all user-facing ones are ValidationErrors with translatable messages."""
+
+import frappe
+
+
+class SyncJobError(frappe.ValidationError):
+	"""Base class of sync_tweaks' validation errors."""
+
+
+class InvalidSyncJobRequest(SyncJobError):
+	"""Bad parameters for a new Sync Job."""
+
+
+class SyncJobTransitionError(SyncJobError):
+	"""A status change the status table does not allow."""
+
+
+class SyncControllerError(SyncJobError):
+	"""The controller is missing, malformed or returned a wrong shape; retrying cannot help."""
+
+
+class SyncJobFatalError(Exception):
+	"""Raise from a controller for a failure that retrying cannot fix: the job fails without retry."""
+
+
+class SyncJobTimeout(Exception):
+	"""A job ran longer than its timeout inside a batch."""

@@ -1,0 +1,22 @@
+app_name = "sync_tweaks"
+app_title = "Sync Tweaks"
+app_publisher = "sync_tweaks contributors"
+app_description = "Queue-based framework to keep Frappe DocTypes in sync"
+app_email = "dev@sync-tweaks.invalid"
+app_license = "mit"
+required_apps = ["frappe"]
+
+export_python_type_annotations = True
+
+# standard Sync Job Types ship as JSON in {app}/{module}/sync_job_type/: Frappe syncs neither on install nor on migrate
+after_install = "sync_tweaks.install.after_install"
+after_migrate = "sync_tweaks.install.after_migrate"
+
+scheduler_events = {
+	"cron": {
+		# every minute: `all` runs only every 4 minutes
+		"* * * * *": ["sync_tweaks.scheduler.run_maintenance"],
+	},
+}
+
+default_log_clearing_doctypes = {"Sync Job": 30}

@@ -1,0 +1,191 @@
+"""One run of a controller against one Sync Job: target discovery, update, diff and save.
+
+`SyncRun.run()` returns an `Outcome`; it never commits. The runner decides what survives.
+"""
+
+import frappe
+from frappe import _
+
+from sync_tweaks.engine.diff import diff_snapshots, is_empty
+from sync_tweaks.engine.outcome import Outcome
+from sync_tweaks.engine.request import RequestError, parse_operation
+from sync_tweaks.engine.shapes import Shape
+from sync_tweaks.engine.status import S
+from sync_tweaks.exceptions import SyncControllerError
+from sync_tweaks.utils.snapshot import snapshot
+
+TARGET_KEYS = frozenset({"operation", "target_document_type", "target_document_name", "context"})
+ENABLED_FLAG = {"Insert": "insert_enabled", "Update": "update_enabled", "Delete": "delete_enabled"}
+
+
+class SyncRun:
+	def __init__(self, job, module, shape: Shape):
+		self.job = job
+		self.module = module
+		self.shape = shape
+		self.source = job.get_source_document()
+
+	def hook(self, name: str, *args):
+		"""Call an optional controller hook with (sync_job, source_doc, *args)."""
+		function = getattr(self.module, name, None)
+		return function(self.job, self.source, *args) if function else None
+
+	def run(self) -> Outcome:
+		self.hook("after_start")
+		if self.shape is Shape.BYPASS:
+			return self.bypass()
+		target = self.preset_target()
+		if target is None:
+			target = self.discover()
+			if isinstance(target, Outcome):
+				return target
+		if target is None:
+			return Outcome(S.NO_TARGET, _("The controller found no target"))
+		return self.sync(target)
+
+	def bypass(self) -> Outcome:
+		result = self.module.execute(self.job, self.source)
+		if result is None:
+			result = {}
+		if not isinstance(result, dict) or set(result) - {"target_doc", "operation", "diff"}:
+			raise_shape_error(
+				_("execute() must return a dict with target_doc, operation and optionally diff")
+			)
+		target_doc = result.get("target_doc")
+		return Outcome(
+			S.SKIPPED if self.job.dry_run else S.FINISHED,
+			_("Dry run") if self.job.dry_run else "",
+			operation=_operation(result.get("operation"), allow_empty=True),
+			target_doc=target_doc,
+			target_document_type=getattr(target_doc, "doctype", None),
+			target_document_name=getattr(target_doc, "name", None),
+			diff=result.get("diff"),
+		)
+
+	def preset_target(self) -> dict | None:
+		"""A job created with an Insert, or with a target name, skips discovery."""
+		job = self.job
+		if job.operation == "Insert" or job.target_document_name:
+			return {
+				"operation": job.operation,
+				"target_document_type": job.target_document_type,
+				"target_document_name": job.target_document_name,
+			}
+		return None
+
+	def discover(self):
+		"""Ask the controller for its target(s): a target dict, None, or a relay Outcome."""
+		if self.shape is Shape.MULTIPLE:
+			targets = self.module.get_multiple_target_documents(self.job, self.source)
+			targets = self.valid_targets(targets)
+			if len(targets) > 1:
+				edited = self.hook("before_relay", targets)
+				targets = self.valid_targets(edited) if edited is not None else self.valid_targets(targets)
+			if len(targets) > 1:
+				return Outcome(S.RELAYED, targets=targets)
+			return targets[0] if targets else None
+		return self.valid_target(self.module.get_target_document(self.job, self.source))
+
+	def valid_targets(self, targets) -> list[dict]:
+		if targets is None:
+			return []
+		if not isinstance(targets, list | tuple):
+			raise_shape_error(_("get_multiple_target_documents() must return a list of target dicts"))
+		return [target for target in map(self.valid_target, targets) if target]
+
+	def valid_target(self, target) -> dict | None:
+		"""A well-formed target dict, or None for "no target"; SyncControllerError for a wrong shape."""
+		if not target:
+			return None
+		if not isinstance(target, dict) or set(target) - TARGET_KEYS:
+			raise_shape_error(
+				_("A target must be a dict with the keys {0}; got {1}").format(
+					", ".join(sorted(TARGET_KEYS)), repr(target)
+				)
+			)
+		if "target_document_type" in target and not target["target_document_type"]:
+			return None
+		context = target.get("context")
+		if context is not None and not isinstance(context, dict):
+			raise_shape_error(_("A target's context must be a dict"))
+		return {
+			"operation": _operation(target.get("operation")),
+			"target_document_type": target.get("target_document_type") or self.job.target_document_type,
+			"target_document_name": target.get("target_document_name"),
+			"context": context,
+		}
+
+	def sync(self, target: dict) -> Outcome:
+		job = self.job
+		operation, doctype, name = (
+			target["operation"],
+			target["target_document_type"],
+			target["target_document_name"],
+		)
+		if not operation:
+			raise_shape_error(_("A target needs an operation"))
+		if not doctype:
+			raise_shape_error(_("No target document type: set one on the Sync Job Type or return it"))
+		if operation in ("Update", "Delete") and not name:
+			raise_shape_error(_("{0} needs a target document name").format(_(operation)))
+		if target.get("context"):
+			job.context = frappe.as_json({**job.get_context(), **target["context"]})
+		job.operation, job.target_document_type, job.target_document_name = operation, doctype, name
+		outcome = Outcome(
+			S.FINISHED, operation=operation, target_document_type=doctype, target_document_name=name
+		)
+
+		if not job.get(ENABLED_FLAG[operation]):
+			outcome.status, outcome.reason = S.SKIPPED, _("{0} is disabled for this job").format(_(operation))
+			return outcome
+		if operation == "Delete" and not frappe.db.exists(doctype, name):
+			outcome.status, outcome.reason = S.NO_TARGET, _("{0} {1} does not exist").format(doctype, name)
+			return outcome
+
+		if operation == "Insert":
+			target_doc = frappe.new_doc(doctype)
+		else:
+			target_doc = frappe.get_doc(doctype, name, for_update=True)
+			outcome.before = snapshot(target_doc)
+		outcome.target_doc = target_doc
+		if operation != "Delete":
+			self.module.update_target_doc(job, self.source, target_doc)
+			outcome.after = snapshot(target_doc)
+		outcome.diff = diff_snapshots(outcome.before, outcome.after)
+		job.flags.snapshots = (outcome.before, outcome.after)
+
+		if operation == "Update" and is_empty(outcome.diff) and not job.update_without_changes_enabled:
+			outcome.status, outcome.reason = S.SKIPPED, _("No changes")
+			return outcome
+		if job.dry_run:
+			outcome.status, outcome.reason = S.SKIPPED, _("Dry run")
+			return outcome
+
+		self.hook("before_sync", target_doc)
+		target_doc.flags.ignore_permissions = True
+		if operation == "Insert":
+			target_doc.insert()
+		elif operation == "Update":
+			target_doc.save()
+		else:
+			frappe.delete_doc(doctype, name, ignore_permissions=True)
+		self.hook("after_sync", target_doc)
+		if operation != "Delete":
+			outcome.after = snapshot(target_doc)
+			job.flags.snapshots = (outcome.before, outcome.after)
+		outcome.target_document_name = target_doc.name
+		return outcome
+
+
+def raise_shape_error(message: str):
+	frappe.throw(message, SyncControllerError)
+
+
+def _operation(value, allow_empty: bool = False) -> str:
+	try:
+		operation = parse_operation(value)
+	except RequestError as e:
+		raise_shape_error(_(e.template).format(*e.args_))
+	if not operation and not allow_empty:
+		raise_shape_error(_("A target needs an operation: Insert, Update or Delete"))
+	return operation

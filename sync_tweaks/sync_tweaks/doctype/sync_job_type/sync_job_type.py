@@ -1,0 +1,188 @@
+# Copyright (c) 2026, sync_tweaks contributors
+# For license information, please see license.txt
+
+import os
+
+import frappe
+from frappe import _
+from frappe.model.document import Document
+
+from sync_tweaks import controller
+from sync_tweaks.exceptions import SyncJobError
+
+BOILERPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "boilerplate", "controller._py")
+# fields anyone with write permission may change on a standard type (operators disable shipped types)
+OPERATOR_FIELDS = frozenset({"disabled"})
+
+
+class SyncJobType(Document):
+	# begin: auto-generated types
+	# This code is auto-generated. Do not modify anything in this block.
+
+	from typing import TYPE_CHECKING
+
+	if TYPE_CHECKING:
+		from frappe.types import DF
+
+		coalesce_duplicates: DF.Check
+		concurrency: DF.Literal["Per Source", "Per Type", "Global", "None"]
+		controller: DF.Data | None
+		disabled: DF.Check
+		is_standard: DF.Literal["No", "Yes"]
+		max_retries: DF.Int
+		module: DF.Link
+		queue: DF.Data
+		retry_backoff: DF.Literal["Fixed", "Exponential"]
+		retry_delay: DF.Int
+		source_document_type: DF.Link
+		sync_job_type_name: DF.Data
+		target_document_type: DF.Link | None
+		timeout: DF.Int
+		verbose_logging: DF.Check
+	# end: auto-generated types
+
+	def onload(self):
+		self.set_onload("controller_path", controller.module_path(self) if self.module else None)
+		self.set_onload("controller_exists", bool(self.module) and controller.controller_exists(self))
+
+	def before_validate(self):
+		if not self.module and self.source_document_type:
+			self.module = frappe.db.get_value("DocType", self.source_document_type, "module")
+		if not self.is_standard:
+			self.is_standard = "Yes" if can_edit_standard() else "No"
+
+	def validate(self):
+		self.validate_standard()
+		self.validate_settings()
+		self.validate_controller_field()
+		self.warn_incomplete_controller()
+
+	def on_update(self):
+		if self.is_standard == "Yes" and not frappe.flags.in_import:
+			self.export_with_controller()
+
+	def on_trash(self):
+		if self.is_standard == "Yes" and not can_edit_standard() and not frappe.flags.in_migrate:
+			frappe.throw(
+				_("Only Administrator can delete a standard Sync Job Type in developer mode"),
+				frappe.PermissionError,
+			)
+
+	def validate_standard(self):
+		if frappe.flags.in_import or frappe.flags.in_install or frappe.flags.in_migrate:
+			return
+		before = self.get_doc_before_save()
+		was_standard = bool(before and before.is_standard == "Yes")
+		if (self.is_standard == "Yes" or was_standard) and not can_edit_standard():
+			if self.is_standard == "Yes" and not was_standard:
+				frappe.throw(
+					_("Only Administrator can make a standard Sync Job Type, in developer mode"),
+					frappe.PermissionError,
+				)
+			if self.changed_fields(before) - OPERATOR_FIELDS:
+				frappe.throw(
+					_(
+						"Standard Sync Job Type {0} can only be edited by Administrator in developer mode"
+					).format(frappe.bold(self.name)),
+					frappe.PermissionError,
+				)
+		if self.is_standard != "Yes":
+			self.refuse_to_shadow_standard()
+
+	def refuse_to_shadow_standard(self):
+		"""A non-standard type must not take the controller folder of a standard one."""
+		scrubbed = frappe.scrub(self.sync_job_type_name or self.name or "")
+		for other in frappe.get_all(
+			"Sync Job Type",
+			filters={"is_standard": "Yes", "name": ["!=", self.name or ""]},
+			fields=["name", "module"],
+		):
+			if frappe.scrub(other.name) == scrubbed and other.module == self.module:
+				frappe.throw(
+					_(
+						"A standard Sync Job Type {0} already uses this name; a non-standard type cannot overwrite it"
+					).format(frappe.bold(other.name)),
+					frappe.DuplicateEntryError,
+				)
+
+	def validate_settings(self):
+		from frappe.utils.background_jobs import get_queues_timeout
+
+		if self.queue not in get_queues_timeout():
+			frappe.throw(
+				_("Queue {0} does not exist; use one of {1}").format(
+					frappe.bold(self.queue), ", ".join(get_queues_timeout())
+				),
+				SyncJobError,
+			)
+		for fieldname in ("timeout", "retry_delay", "max_retries"):
+			if (self.get(fieldname) or 0) < 0:
+				frappe.throw(_("{0} cannot be negative").format(self.meta.get_label(fieldname)), SyncJobError)
+		if not self.timeout:
+			frappe.throw(_("Timeout must be at least 1 second"), SyncJobError)
+
+	def validate_controller_field(self):
+		before = self.get_doc_before_save()
+		changed = (before.controller if before else None) != self.controller
+		if changed and self.controller and "System Manager" not in frappe.get_roles():
+			frappe.throw(_("Only a System Manager can set the controller path"), frappe.PermissionError)
+		if self.controller:
+			controller.validate_explicit_path(self.controller)
+
+	def warn_incomplete_controller(self):
+		if controller.controller_exists(self):
+			for problem in controller.problems(self):
+				frappe.msgprint(problem, title=_("Incomplete controller"), indicator="orange")
+
+	def changed_fields(self, before) -> set[str]:
+		if not before:
+			return set()
+		return {df.fieldname for df in self.meta.fields if self.get(df.fieldname) != before.get(df.fieldname)}
+
+	def export_with_controller(self):
+		"""Export the type as JSON and generate its controller once, like standard Reports."""
+		from frappe.modules.utils import export_module_json
+
+		if self.controller:
+			return
+		stem = export_module_json(self, True, self.module)
+		if not stem:
+			return
+		folder = os.path.dirname(stem)
+		for init in (
+			os.path.join(os.path.dirname(folder), "__init__.py"),
+			os.path.join(folder, "__init__.py"),
+		):
+			if not os.path.exists(init):
+				with open(init, "w"):
+					pass
+		if not os.path.exists(stem + ".py"):
+			with open(stem + ".py", "w") as f:
+				f.write(render_controller(self))
+
+
+def can_edit_standard() -> bool:
+	return frappe.session.user == "Administrator" and bool(frappe.conf.developer_mode)
+
+
+def render_controller(job_type) -> str:
+	with open(BOILERPLATE) as f:
+		template = f.read()
+	return template.format(
+		sync_job_type=job_type.name,
+		source_document_type=job_type.source_document_type,
+		target_document_type=job_type.target_document_type or job_type.source_document_type,
+	)
+
+
+@frappe.whitelist()
+def get_controller_status(sync_job_type: str) -> dict:
+	"""Whether the type's controller exists and what is wrong with it (for the form and `doctor`)."""
+	job_type = frappe.get_doc("Sync Job Type", sync_job_type)
+	job_type.check_permission("read")
+	exists = controller.controller_exists(job_type)
+	return {
+		"path": controller.module_path(job_type),
+		"exists": exists,
+		"problems": controller.problems(job_type) if exists else [],
+	}

@@ -1,0 +1,382 @@
+"""Public Python API: create and enqueue Sync Jobs.
+
+Example (a doc hook):
+
+	from sync_tweaks.utils.sync_job import enqueue_sync_job
+
+	def on_update(doc, method=None):
+		enqueue_sync_job("Customer to SAP", source_doc=doc, trigger_type="Document Hook", triggered_by_doc=doc)
+
+Jobs are inserted in the caller's transaction and pushed to RQ only after it commits: if it rolls
+back, no job exists and nothing runs. Nothing here commits.
+"""
+
+import json
+from typing import Any
+
+import frappe
+from frappe import _
+from frappe.utils import now_datetime
+
+from sync_tweaks.engine.request import RequestError, SyncJobRequest
+from sync_tweaks.engine.status import S
+from sync_tweaks.exceptions import InvalidSyncJobRequest, SyncJobError
+
+# fields that make two not-yet-started jobs identical (coalescing)
+IDENTITY_FIELDS = (
+	"operation",
+	"target_document_type",
+	"target_document_name",
+	"context",
+	"dry_run",
+	"insert_enabled",
+	"update_enabled",
+	"delete_enabled",
+	"update_without_changes_enabled",
+	"queue",
+	"parent_sync_job",
+)
+TRIGGER_FIELDS = (
+	"trigger_type",
+	"triggered_by_document_type",
+	"triggered_by_document_name",
+	"trigger_document_timestamp",
+)
+BULK_CHUNK = 1000
+
+
+def create_sync_job(sync_job_type: str | dict | None = None, **params: Any):
+	"""Create a Sync Job and return the document.
+
+	Args:
+		sync_job_type: the Sync Job Type name, or one dict holding every parameter.
+		params: source_doc | source_document_type + source_document_name, operation, context (dict),
+			target_doc | target_document_type + target_document_name, parent_sync_job, queue, timeout,
+			retry_delay, max_retries, trigger_type, triggered_by_doc | triggered_by_document_type +
+			triggered_by_document_name, trigger_document_timestamp, queue_on_insert, dry_run,
+			insert_enabled, update_enabled, delete_enabled, update_without_changes_enabled.
+			Unset values come from the Sync Job Type.
+
+	Returns:
+		The Sync Job: Pending, or Waiting (queued once its slot is free) with `queue_on_insert`; an
+		identical job that has not started yet when the type coalesces duplicates.
+	"""
+	request = parse_request(sync_job_type, params)
+	if request.queue_on_insert is None:
+		request = _replace(request, queue_on_insert=default_queue_on_insert())
+	return insert_job(request)
+
+
+def enqueue_sync_job(sync_job_type: str | dict | None = None, **params: Any):
+	"""Create a Sync Job and queue it (after the caller's commit); same parameters as create_sync_job."""
+	request = parse_request(sync_job_type, params)
+	if request.queue_on_insert is None:
+		request = _replace(request, queue_on_insert=True)
+	return insert_job(request)
+
+
+def enqueue_sync_jobs(sync_job_type: str, sources: list, **common: Any) -> list[str]:
+	"""Queue one job per source (names, documents or dicts of parameters) with batched inserts.
+
+	Returns the job names (existing ones where a source coalesced into a job not started yet).
+	"""
+	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import get_job_type
+
+	job_type = get_job_type(sync_job_type)
+	names: list[str] = []
+	show_progress = not getattr(frappe.local, "request", None) and len(sources) > BULK_CHUNK
+	for start in range(0, len(sources), BULK_CHUNK):
+		chunk = sources[start : start + BULK_CHUNK]
+		requests = [_bulk_request(sync_job_type, source, common) for source in chunk]
+		names.extend(_bulk_insert(job_type, requests))
+		if show_progress:
+			frappe.utils.update_progress_bar(_("Enqueueing Sync Jobs"), start + len(chunk) - 1, len(sources))
+	if show_progress:
+		print()
+	from sync_tweaks import dispatch
+
+	dispatch.request_dispatch()
+	return names
+
+
+def parse_request(sync_job_type, params: dict) -> SyncJobRequest:
+	"""The checked request; a clean InvalidSyncJobRequest for anything malformed."""
+	if isinstance(sync_job_type, dict):
+		if params:
+			frappe.throw(
+				_("Pass the parameters either as one dict or as keywords, not both"), InvalidSyncJobRequest
+			)
+		params = dict(sync_job_type)
+	else:
+		params = {"sync_job_type": sync_job_type, **params}
+	try:
+		return SyncJobRequest.parse(params)
+	except RequestError as e:
+		frappe.throw(_(e.template).format(*e.args_), InvalidSyncJobRequest)
+
+
+def insert_job(request: SyncJobRequest):
+	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import get_job_type
+
+	job_type = get_job_type(request.sync_job_type)
+	validate_queue(request.queue)
+	if job_type.coalesce_duplicates and not request.parent_sync_job:
+		existing = find_duplicate(request)
+		if existing:
+			return coalesce(existing, request)
+	job = frappe.get_doc({"doctype": "Sync Job", **request.as_doc_fields()})
+	job.flags.ignore_permissions = True
+	# the source may be deleted already (its Deleted Document copy is used) or be a context-only job
+	job.flags.ignore_links = True
+	job.insert()
+	return job
+
+
+def find_duplicate(request: SyncJobRequest):
+	"""A job of the same type, source, target, operation, context and flags that has not started yet."""
+	status = S.WAITING if request.queue_on_insert else S.PENDING
+	candidates = frappe.get_all(
+		"Sync Job",
+		filters={
+			"sync_job_type": request.sync_job_type,
+			"source_document_type": request.source_document_type
+			or frappe.db.get_value("Sync Job Type", request.sync_job_type, "source_document_type"),
+			"source_document_name": request.source_document_name or "",
+			"status": status.value,
+		},
+		fields=["name", *IDENTITY_FIELDS],
+		order_by="creation asc",
+	)
+	wanted = _identity(request.as_doc_fields(), request.queue)
+	for row in candidates:
+		if _identity(row, request.queue or row.queue) == wanted:
+			return row.name
+	return None
+
+
+def coalesce(name: str, request: SyncJobRequest):
+	"""Merge `request` into job `name`: count it and keep the newest trigger."""
+	job = frappe.get_doc("Sync Job", name, for_update=True)
+	if job.status not in (S.PENDING.value, S.WAITING.value):
+		return insert_job_without_coalescing(request)
+	fields = {key: request.as_doc_fields().get(key) for key in TRIGGER_FIELDS}
+	fields["coalesced_count"] = (job.coalesced_count or 0) + 1
+	job.db_set(fields)
+	return job
+
+
+def insert_job_without_coalescing(request: SyncJobRequest):
+	job = frappe.get_doc({"doctype": "Sync Job", **request.as_doc_fields()})
+	job.flags.ignore_permissions = True
+	job.flags.ignore_links = True
+	job.insert()
+	return job
+
+
+def validate_queue(queue: str | None):
+	from frappe.utils.background_jobs import get_queues_timeout
+
+	if queue and queue not in get_queues_timeout():
+		frappe.throw(
+			_("Queue {0} does not exist; use one of {1}").format(queue, ", ".join(get_queues_timeout())),
+			InvalidSyncJobRequest,
+		)
+
+
+def default_queue_on_insert() -> bool:
+	configured = frappe.conf.get("sync_job_queue_on_insert")
+	if configured is not None:
+		return bool(configured)
+	return not frappe.conf.developer_mode
+
+
+def _identity(values: dict, queue: str | None) -> tuple:
+	normalised = []
+	for key in IDENTITY_FIELDS:
+		value = queue if key == "queue" else values.get(key)
+		if key == "context" and value:
+			value = json.dumps(json.loads(value), sort_keys=True)
+		if isinstance(value, bool):
+			value = int(value)
+		normalised.append(value if value not in ("", None) else None)
+	return tuple(normalised)
+
+
+def _replace(request: SyncJobRequest, **changes) -> SyncJobRequest:
+	import dataclasses
+
+	return dataclasses.replace(request, **changes)
+
+
+def _bulk_request(sync_job_type: str, source, common: dict) -> SyncJobRequest:
+	if isinstance(source, str):
+		params = {"source_document_name": source}
+	elif isinstance(source, dict):
+		params = dict(source)
+	else:
+		params = {"source_doc": source}
+	params = {**common, **params}
+	params.setdefault("queue_on_insert", True)
+	request = parse_request(sync_job_type, params)
+	return request
+
+
+def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
+	"""Insert a chunk of jobs with one multi-row insert (coalescing into open duplicates first)."""
+	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import concurrency_key, make_title
+
+	for request in requests:
+		validate_queue(request.queue)
+	names, rows = [], []
+	open_jobs = _open_duplicates(job_type, requests) if job_type.coalesce_duplicates else {}
+	now = now_datetime()
+	user = frappe.session.user
+	columns = None
+	for i, request in enumerate(requests):
+		fields = _job_defaults(job_type, request)
+		key = (fields["source_document_name"], _identity(fields, fields["queue"]))
+		if key in open_jobs:
+			name = open_jobs[key]
+			frappe.db.sql(
+				"update `tabSync Job` set coalesced_count=coalesced_count+1, modified=%s where name=%s",
+				(now, name),
+			)
+			names.append(name)
+			continue
+		name = frappe.generate_hash(length=10)
+		fields.update(
+			name=name,
+			status=(S.WAITING if request.queue_on_insert else S.PENDING).value,
+			concurrency_key=concurrency_key(
+				job_type, fields["source_document_type"], fields["source_document_name"]
+			),
+			# distinct timestamps keep creation order exact inside a chunk
+			creation=now + _micro(i),
+			modified=now + _micro(i),
+			owner=user,
+			modified_by=user,
+			docstatus=0,
+			idx=0,
+			retry_count=0,
+			coalesced_count=0,
+			queue_on_insert=int(bool(request.queue_on_insert)),
+		)
+		fields["title"] = make_title(frappe._dict(fields))
+		open_jobs[key] = name
+		columns = columns or list(fields)
+		rows.append([fields.get(column) for column in columns])
+		names.append(name)
+	if rows:
+		frappe.db.bulk_insert("Sync Job", columns, rows)
+	return names
+
+
+def _job_defaults(job_type, request: SyncJobRequest) -> dict:
+	fields = request.as_doc_fields()
+	for key in ("queue", "timeout", "retry_delay", "max_retries", "verbose_logging"):
+		if fields.get(key) is None:
+			fields[key] = job_type.get(key)
+	fields["source_document_type"] = fields.get("source_document_type") or job_type.source_document_type
+	fields["target_document_type"] = fields.get("target_document_type") or job_type.target_document_type
+	for key in ("source_document_name", "target_document_name", "parent_sync_job"):
+		fields.setdefault(key, None)
+	for key in (
+		"dry_run",
+		"insert_enabled",
+		"update_enabled",
+		"delete_enabled",
+		"update_without_changes_enabled",
+	):
+		fields[key] = int(bool(fields.get(key)))
+	fields.setdefault("context", None)
+	fields.setdefault("operation", "")
+	for key in TRIGGER_FIELDS:
+		fields.setdefault(key, None)
+	fields["sync_job_type"] = job_type.name
+	return fields
+
+
+def _open_duplicates(job_type, requests: list[SyncJobRequest]) -> dict:
+	sources = list({request.source_document_name for request in requests if request.source_document_name})
+	if not sources:
+		return {}
+	rows = frappe.get_all(
+		"Sync Job",
+		filters={
+			"sync_job_type": job_type.name,
+			"source_document_name": ["in", sources],
+			"status": S.WAITING.value,
+		},
+		fields=["name", "source_document_name", *IDENTITY_FIELDS],
+		order_by="creation asc",
+	)
+	found = {}
+	for row in rows:
+		found.setdefault((row.source_document_name, _identity(row, row.queue)), row.name)
+	return found
+
+
+def _micro(i: int):
+	from datetime import timedelta
+
+	return timedelta(microseconds=i)
+
+
+# HTTP endpoints: names only (never document objects), permission-checked
+
+
+@frappe.whitelist(methods=["POST"])
+def enqueue(
+	sync_job_type: str,
+	source_document_name: str | None = None,
+	source_document_type: str | None = None,
+	operation: str | None = None,
+	context: str | dict | None = None,
+	target_document_name: str | None = None,
+	dry_run: bool | int | str = 0,
+) -> dict:
+	"""Create and queue a job from Desk or the REST API; needs create on Sync Job and read on the source."""
+	frappe.has_permission("Sync Job", "create", throw=True)
+	if not frappe.db.exists("Sync Job Type", sync_job_type):
+		frappe.throw(_("Sync Job Type {0} does not exist").format(sync_job_type), SyncJobError)
+	source_type = source_document_type or frappe.db.get_value(
+		"Sync Job Type", sync_job_type, "source_document_type"
+	)
+	if source_document_name:
+		if not frappe.db.exists(source_type, source_document_name):
+			frappe.throw(
+				_("{0} {1} does not exist").format(source_type, source_document_name),
+				frappe.DoesNotExistError,
+			)
+		if not frappe.has_permission(source_type, "read", doc=source_document_name):
+			frappe.throw(
+				_("Not permitted to read {0} {1}").format(source_type, source_document_name),
+				frappe.PermissionError,
+			)
+	job = enqueue_sync_job(
+		sync_job_type=sync_job_type,
+		source_document_type=source_type,
+		source_document_name=source_document_name,
+		operation=operation,
+		context=context,
+		target_document_name=target_document_name,
+		dry_run=dry_run,
+		trigger_type="API" if getattr(frappe.local, "request", None) else "Manual",
+	)
+	return {"name": job.name, "status": job.status}
+
+
+@frappe.whitelist()
+def get_status(name: str) -> dict:
+	"""Status, error and diff of a job, for Desk dialogs that follow a job live."""
+	job = frappe.get_doc("Sync Job", name)
+	job.check_permission("read")
+	return {
+		"name": job.name,
+		"status": job.status,
+		"error_message": job.error_message,
+		"diff_summary": frappe.parse_json(job.diff_summary) if job.diff_summary else None,
+		"children": frappe.parse_json(job.multiple_target_documents)
+		if job.multiple_target_documents
+		else None,
+	}

@@ -1,0 +1,51 @@
+"""What fixture controllers did, recorded in Redis so that tests see it across worker processes and rollbacks."""
+
+import json
+import time
+
+import frappe
+
+KEY = "sync_tweaks_tests:events"
+
+
+def record(sync_job, event: str, **data):
+	entry = {
+		"job": sync_job.name,
+		"event": event,
+		"at": time.time(),
+		"source": sync_job.source_document_name,
+		**data,
+	}
+	frappe.cache().rpush(frappe.cache().make_key(KEY), json.dumps(entry, default=str))
+
+
+def events(job: str | None = None, event: str | None = None) -> list[dict]:
+	raw = frappe.cache().lrange(frappe.cache().make_key(KEY), 0, -1)
+	entries = [json.loads(item) for item in raw]
+	return [e for e in entries if (job is None or e["job"] == job) and (event is None or e["event"] == event)]
+
+
+def clear():
+	frappe.cache().delete(frappe.cache().make_key(KEY))
+
+
+def behave(sync_job):
+	"""Fixture behaviour steered by the job's context: sleep, fail, write carelessly."""
+	from sync_tweaks import SyncJobFatalError
+
+	context = sync_job.get_context()
+	if context.get("sleep"):
+		time.sleep(float(context["sleep"]))
+	if context.get("careless_write"):
+		frappe.get_doc({"doctype": "Sync Test Target", "title": "careless " + sync_job.name}).insert(
+			ignore_permissions=True
+		)
+	if context.get("careless_commit"):
+		frappe.db.commit()
+	fail = context.get("fail")
+	if fail == "fatal":
+		raise SyncJobFatalError("cannot be fixed by retrying")
+	if fail == "error":
+		raise ValueError("boom")
+	if fail == "until_retry" and (sync_job.retry_count or 0) < int(context.get("fail_times", 1)):
+		raise ValueError(f"failing attempt {sync_job.retry_count}")

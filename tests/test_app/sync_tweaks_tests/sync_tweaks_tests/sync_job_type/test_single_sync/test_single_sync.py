@@ -1,0 +1,51 @@
+"""Single target: one Sync Test Target per Sync Test Source, matched by its `source` field."""
+
+import frappe
+
+from sync_tweaks_tests.recorder import behave, record
+
+
+def get_target_document(sync_job, source_doc):
+	record(sync_job, "get_target_document")
+	target_name = frappe.db.get_value("Sync Test Target", {"source": source_doc.name})
+	if source_doc.flags.get("deleted"):
+		return {"operation": "Delete", "target_document_name": target_name} if target_name else None
+	if target_name:
+		return {"operation": "Update", "target_document_name": target_name}
+	return {"operation": "Insert"}
+
+
+def update_target_doc(sync_job, source_doc, target_doc):
+	record(sync_job, "update_target_doc")
+	target_doc.source = source_doc.name
+	target_doc.title = source_doc.title
+	target_doc.qty = source_doc.qty
+	target_doc.amount = source_doc.amount
+	target_doc.date = source_doc.date
+	existing = {row.item_code: row for row in target_doc.items}
+	wanted = {row.item_code: row.qty for row in source_doc.items}
+	for code, row in existing.items():
+		if code not in wanted:
+			target_doc.remove(row)
+		else:
+			row.qty = wanted[code]
+	for code, qty in wanted.items():
+		if code not in existing:
+			target_doc.append("items", {"item_code": code, "qty": qty})
+
+
+def after_start(sync_job, source_doc):
+	record(sync_job, "after_start")
+	behave(sync_job)
+
+
+def before_sync(sync_job, source_doc, target_doc):
+	record(sync_job, "before_sync")
+
+
+def after_sync(sync_job, source_doc, target_doc):
+	record(sync_job, "after_sync", target=target_doc.name)
+
+
+def finished(sync_job, source_doc, target_doc):
+	record(sync_job, "finished", target=target_doc.name if target_doc else None)
