@@ -11,6 +11,8 @@ export_python_type_annotations = True
 # standard Sync Job Types ship as JSON in {app}/{module}/sync_job_type/: Frappe syncs neither on install nor on migrate
 after_install = "sync_tweaks.install.after_install"
 after_migrate = "sync_tweaks.install.after_migrate"
+# apps installed after this one ship their types too
+after_app_install = "sync_tweaks.install.after_app_install"
 
 scheduler_events = {
 	"cron": {

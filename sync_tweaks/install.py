@@ -14,6 +14,11 @@ def after_migrate():
 	sync_standard_sync_job_types()
 
 
+def after_app_install(app_name: str):
+	if app_name != "sync_tweaks":
+		sync_standard_sync_job_types([app_name])
+
+
 def sync_standard_sync_job_types(apps: list[str] | None = None) -> list[str]:
 	"""Create or update every `{app}/{module}/sync_job_type/*/*.json` of the installed apps."""
 	from frappe.modules.import_file import import_file_by_path

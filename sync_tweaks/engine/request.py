@@ -85,8 +85,6 @@ class SyncJobRequest:
 		values["context"] = serialise_context(values.get("context"))
 		if not values["source_document_name"] and values["context"] is None:
 			raise RequestError("A context is required when no source document is given")
-		if values["source_document_name"] and not values["source_document_type"]:
-			raise RequestError("source_document_type is required with source_document_name")
 
 		trigger_type = _text(values.get("trigger_type"), "trigger_type") or "Manual"
 		if trigger_type not in TRIGGER_TYPES:

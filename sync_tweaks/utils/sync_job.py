@@ -121,7 +121,7 @@ def insert_job(request: SyncJobRequest):
 	job_type = get_job_type(request.sync_job_type)
 	validate_queue(request.queue)
 	if job_type.coalesce_duplicates and not request.parent_sync_job:
-		existing = find_duplicate(request)
+		existing = find_duplicate(request, job_type)
 		if existing:
 			return coalesce(existing, request)
 	job = frappe.get_doc({"doctype": "Sync Job", **request.as_doc_fields()})
@@ -132,8 +132,10 @@ def insert_job(request: SyncJobRequest):
 	return job
 
 
-def find_duplicate(request: SyncJobRequest):
+def find_duplicate(request: SyncJobRequest, job_type):
 	"""A job of the same type, source, target, operation, context and flags that has not started yet."""
+	if not request.source_document_name:
+		return None
 	status = S.WAITING if request.queue_on_insert else S.PENDING
 	candidates = frappe.get_all(
 		"Sync Job",
@@ -141,15 +143,15 @@ def find_duplicate(request: SyncJobRequest):
 			"sync_job_type": request.sync_job_type,
 			"source_document_type": request.source_document_type
 			or frappe.db.get_value("Sync Job Type", request.sync_job_type, "source_document_type"),
-			"source_document_name": request.source_document_name or "",
+			"source_document_name": request.source_document_name,
 			"status": status.value,
 		},
 		fields=["name", *IDENTITY_FIELDS],
 		order_by="creation asc",
 	)
-	wanted = _identity(request.as_doc_fields(), request.queue)
+	wanted = _identity(_job_defaults(job_type, request))
 	for row in candidates:
-		if _identity(row, request.queue or row.queue) == wanted:
+		if _identity(row) == wanted:
 			return row.name
 	return None
 
@@ -190,10 +192,10 @@ def default_queue_on_insert() -> bool:
 	return not frappe.conf.developer_mode
 
 
-def _identity(values: dict, queue: str | None) -> tuple:
+def _identity(values: dict) -> tuple:
 	normalised = []
 	for key in IDENTITY_FIELDS:
-		value = queue if key == "queue" else values.get(key)
+		value = values.get(key)
 		if key == "context" and value:
 			value = json.dumps(json.loads(value), sort_keys=True)
 		if isinstance(value, bool):
@@ -234,7 +236,7 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 	columns = None
 	for i, request in enumerate(requests):
 		fields = _job_defaults(job_type, request)
-		key = (fields["source_document_name"], _identity(fields, fields["queue"]))
+		key = (fields["source_document_name"], _identity(fields))
 		if key in open_jobs:
 			name = open_jobs[key]
 			frappe.db.sql(
@@ -312,7 +314,7 @@ def _open_duplicates(job_type, requests: list[SyncJobRequest]) -> dict:
 	)
 	found = {}
 	for row in rows:
-		found.setdefault((row.source_document_name, _identity(row, row.queue)), row.name)
+		found.setdefault((row.source_document_name, _identity(row)), row.name)
 	return found
 
 

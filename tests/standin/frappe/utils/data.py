@@ -1,0 +1,301 @@
+"""Date, number and string helpers with the semantics of `frappe.utils.data`."""
+
+import datetime
+import math
+import re
+from urllib.parse import quote
+
+from dateutil import parser
+from dateutil.relativedelta import relativedelta
+
+import frappe
+
+DATE_FORMAT = "%Y-%m-%d"
+TIME_FORMAT = "%H:%M:%S.%f"
+DATETIME_FORMAT = f"{DATE_FORMAT} {TIME_FORMAT}"
+
+
+def is_invalid_date_string(date_string):
+	return not isinstance(date_string, str) or (
+		(not date_string) or (date_string or "").startswith(("0001-01-01", "0000-00-00"))
+	)
+
+
+def get_system_timezone():
+	"""Return the site time zone from System Settings (Frappe's fallback is Asia/Kolkata)."""
+	return frappe.get_system_settings("time_zone") or "Asia/Kolkata"
+
+
+def convert_utc_to_timezone(utc_timestamp, time_zone):
+	from pytz import UnknownTimeZoneError, timezone
+
+	utcnow = timezone("UTC").localize(utc_timestamp)
+	try:
+		return utcnow.astimezone(timezone(time_zone))
+	except UnknownTimeZoneError:
+		return utcnow
+
+
+def convert_utc_to_system_timezone(utc_timestamp):
+	return convert_utc_to_timezone(utc_timestamp, get_system_timezone())
+
+
+def now_datetime():
+	"""Return the current naive datetime in the site's time zone."""
+	utcnow = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+	return convert_utc_to_system_timezone(utcnow).replace(tzinfo=None)
+
+
+def now():
+	"""Return the current site datetime as `yyyy-mm-dd hh:mm:ss.ffffff`."""
+	if frappe.flags.current_date:
+		return (
+			getdate(frappe.flags.current_date).strftime(DATE_FORMAT)
+			+ " "
+			+ now_datetime().strftime(TIME_FORMAT)
+		)
+	return now_datetime().strftime(DATETIME_FORMAT)
+
+
+def nowdate():
+	return now_datetime().strftime(DATE_FORMAT)
+
+
+def today():
+	return nowdate()
+
+
+def nowtime():
+	return now_datetime().strftime(TIME_FORMAT)
+
+
+def get_datetime(datetime_str=None):
+	if datetime_str is None:
+		return now_datetime()
+	if isinstance(datetime_str, datetime.datetime | datetime.timedelta):
+		return datetime_str
+	if isinstance(datetime_str, datetime.date):
+		return datetime.datetime.combine(datetime_str, datetime.time())
+	if is_invalid_date_string(datetime_str):
+		return None
+	try:
+		return datetime.datetime.strptime(datetime_str, DATETIME_FORMAT)
+	except ValueError:
+		return parser.parse(datetime_str)
+
+
+def getdate(string_date=None, parse_day_first=False):
+	if not string_date:
+		return get_datetime().date()
+	if isinstance(string_date, datetime.datetime):
+		return string_date.date()
+	if isinstance(string_date, datetime.date):
+		return string_date
+	if is_invalid_date_string(string_date):
+		return None
+	try:
+		return parser.parse(string_date, dayfirst=parse_day_first).date()
+	except parser.ParserError:
+		frappe.throw(frappe._("{} is not a valid date string.").format(frappe.bold(string_date)))
+
+
+def get_timedelta(time=None):
+	if isinstance(time, datetime.timedelta):
+		return time
+	try:
+		t = parser.parse(str(time))
+		return datetime.timedelta(
+			hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond
+		)
+	except Exception:
+		return None
+
+
+def get_datetime_str(datetime_obj):
+	if isinstance(datetime_obj, str):
+		datetime_obj = get_datetime(datetime_obj)
+	return datetime_obj.strftime(DATETIME_FORMAT)
+
+
+def get_date_str(date_obj):
+	if isinstance(date_obj, str):
+		date_obj = get_datetime(date_obj)
+	return date_obj.strftime(DATE_FORMAT)
+
+
+def add_to_date(
+	date,
+	years=0,
+	months=0,
+	weeks=0,
+	days=0,
+	hours=0,
+	minutes=0,
+	seconds=0,
+	as_string=False,
+	as_datetime=False,
+):
+	"""Add or subtract a period; returns the input's type like Frappe."""
+	if date is None:
+		date = now_datetime()
+	if hours:
+		as_datetime = True
+	if isinstance(date, str):
+		as_string = True
+		if " " in date:
+			as_datetime = True
+		try:
+			date = parser.parse(date)
+		except ParserError:
+			frappe.throw(frappe._("Please select a valid date filter"), title=frappe._("Invalid Date"))
+	date = date + relativedelta(
+		years=years, months=months, weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
+	)
+	if as_string:
+		return date.strftime(DATETIME_FORMAT if as_datetime else DATE_FORMAT)
+	return date
+
+
+ParserError = parser.ParserError
+
+
+def add_days(date, days):
+	return add_to_date(date, days=days)
+
+
+def add_months(date, months):
+	return add_to_date(date, months=months)
+
+
+def date_diff(string_ed_date, string_st_date):
+	return (getdate(string_ed_date) - getdate(string_st_date)).days
+
+
+def time_diff(string_ed_date, string_st_date):
+	return get_datetime(string_ed_date) - get_datetime(string_st_date)
+
+
+def time_diff_in_seconds(string_ed_date, string_st_date):
+	return time_diff(string_ed_date, string_st_date).total_seconds()
+
+
+def time_diff_in_hours(string_ed_date, string_st_date):
+	return round(float(time_diff(string_ed_date, string_st_date).total_seconds()) / 3600, 6)
+
+
+def cint(s, default=0):
+	"""Convert to int like Frappe: floats truncate, junk becomes `default`."""
+	try:
+		return int(float(s))
+	except Exception:
+		return default
+
+
+def flt(s, precision=None, rounding_method=None):
+	if isinstance(s, str):
+		s = s.replace(",", "")
+	try:
+		num = float(s)
+		if precision is not None:
+			num = round(num, precision)
+	except Exception:
+		num = 0.0
+	return num
+
+
+def cstr(s, encoding="utf-8"):
+	if s is None:
+		return ""
+	if isinstance(s, bytes):
+		return s.decode(encoding)
+	return str(s)
+
+
+def sbool(x):
+	"""Convert "true"/"false" strings to bool, leave everything else alone."""
+	try:
+		val = x.lower()
+		if val in ("true", "1"):
+			return True
+		if val in ("false", "0"):
+			return False
+		return x
+	except Exception:
+		return x
+
+
+def strip_html(text):
+	return re.sub(r"<[^>]*>", "", cstr(text))
+
+
+strip_html_tags = strip_html
+
+
+def escape_html(text):
+	if not isinstance(text, str):
+		return text
+	return (
+		text.replace("&", "&amp;")
+		.replace("<", "&lt;")
+		.replace(">", "&gt;")
+		.replace('"', "&quot;")
+		.replace("'", "&#39;")
+	)
+
+
+def format_duration(seconds, hide_days=False):
+	"""Format seconds as `1d 2h 3m 4s` like Frappe."""
+	seconds = cint(seconds)
+	days = math.floor(seconds / 86400)
+	hours = math.floor(seconds % 86400 / 3600)
+	if hide_days:
+		hours, days = math.floor(seconds / 3600), 0
+	parts = [
+		(days, "d"),
+		(hours, "h"),
+		(math.floor(seconds % 3600 / 60), "m"),
+		(math.floor(seconds % 60), "s"),
+	]
+	return " ".join(f"{v}{u}" for v, u in parts if v)
+
+
+def get_url(uri=None, full_address=False):
+	"""Site URL from `host_name` in site config, else http://{site}."""
+	host = frappe.local.conf.host_name or frappe.local.conf.hostname or f"http://{frappe.local.site}"
+	if not host.startswith("http"):
+		host = "http://" + host
+	if not uri:
+		return host
+	return host.rstrip("/") + "/" + uri.lstrip("/")
+
+
+def slug(name):
+	return name.lower().replace(" ", "-")
+
+
+def get_url_to_form(doctype, name):
+	return get_url(uri=f"/app/{quote(slug(doctype))}/{quote(cstr(name))}")
+
+
+def get_url_to_list(doctype):
+	return get_url(uri=f"/app/{quote(slug(doctype))}")
+
+
+def get_link_to_form(doctype, name, label=None):
+	if not label:
+		label = name
+	return f"""<a href="{get_url_to_form(doctype, name)}">{label}</a>"""
+
+
+def comma_and(some_list, add_quotes=True):
+	items = [f"'{s}'" if add_quotes else str(s) for s in some_list]
+	if len(items) <= 1:
+		return "".join(items)
+	return ", ".join(items[:-1]) + " " + frappe._("and") + " " + items[-1]
+
+
+def comma_or(some_list, add_quotes=True):
+	items = [f"'{s}'" if add_quotes else str(s) for s in some_list]
+	if len(items) <= 1:
+		return "".join(items)
+	return ", ".join(items[:-1]) + " " + frappe._("or") + " " + items[-1]

@@ -1,0 +1,285 @@
+"""Contract tests of documents, queries and permissions: public Frappe 15 API only, pass on a real site too."""
+
+import datetime
+import json
+
+import pytest
+
+import frappe
+from frappe.utils import add_to_date, now_datetime
+
+
+@pytest.fixture(autouse=True)
+def _rollback():
+	frappe.set_user("Administrator")
+	yield
+	frappe.db.rollback()
+	frappe.set_user("Administrator")
+	frappe.local.request = None
+
+
+def _probe_class(log):
+	base = type(frappe.new_doc("Note"))
+
+	def make(name):
+		def method(self, *args, **kwargs):
+			log.append(name)
+			parent = getattr(base, name, None)
+			if parent:
+				return parent(self, *args, **kwargs)
+
+		return method
+
+	hooks = "before_insert before_naming autoname before_validate validate before_save after_insert on_update on_change on_trash after_delete before_change".split()
+	return type("ProbeNote", (base,), {h: make(h) for h in hooks})
+
+
+def test_insert_save_delete_hook_order():
+	log = []
+	doc = _probe_class(log)({"doctype": "Note", "title": "probe"}).insert()
+	assert log == [
+		"before_insert",
+		"before_naming",
+		"autoname",
+		"before_validate",
+		"validate",
+		"before_save",
+		"after_insert",
+		"on_update",
+		"on_change",
+	]
+	log.clear()
+	doc.title = "probe 2"
+	doc.save()
+	assert log == ["before_validate", "validate", "before_save", "on_update", "on_change"]
+	log.clear()
+	doc.flags.ignore_validate = True
+	doc.save()
+	assert log == ["before_validate", "on_update", "on_change"]
+	log.clear()
+	doc.db_set("title", "probe 3")
+	assert log == ["before_change", "on_change"]
+
+
+def test_naming_and_defaults():
+	todo = frappe.get_doc({"doctype": "ToDo", "description": "naming"}).insert()
+	assert len(todo.name) == 10 and todo.name.isalnum()
+	assert (todo.status, todo.priority, todo.docstatus) == ("Open", "Medium", 0)
+	assert todo.owner == todo.modified_by == "Administrator"
+	assert isinstance(todo.creation, str)
+	role = frappe.get_doc({"doctype": "Role", "role_name": "Contract Role"}).insert()
+	assert role.name == "Contract Role"
+	assert frappe.db.exists("Role", "Contract Role") == "Contract Role"
+	with pytest.raises(frappe.DuplicateEntryError):
+		frappe.get_doc({"doctype": "Role", "role_name": "Contract Role"}).insert()
+
+
+def test_child_tables_and_serialisation():
+	note = frappe.get_doc({"doctype": "Note", "title": "children"})
+	row = note.append("seen_by", {"user": "Administrator"})
+	note.append("seen_by", {"user": "Guest"})
+	assert (row.parentfield, row.parenttype, row.idx) == ("seen_by", "Note", 1)
+	note.insert()
+	assert row.parent == note.name and row.name
+	d = note.as_dict()
+	assert d["doctype"] == "Note" and d["seen_by"][1]["user"] == "Guest"
+	assert d["seen_by"][0]["doctype"] == "Note Seen By" and d["seen_by"][0]["parent"] == note.name
+	assert "modified" not in note.as_dict(no_default_fields=True)
+	parsed = json.loads(note.as_json())
+	assert list(parsed) == sorted(parsed)
+	loaded = frappe.get_doc("Note", note.name)
+	assert [r.user for r in loaded.seen_by] == ["Administrator", "Guest"]
+	assert isinstance(loaded.modified, datetime.datetime) and loaded.public == 0
+	loaded.seen_by.pop(0)
+	loaded.save()
+	assert frappe.db.count("Note Seen By", {"parent": note.name}) == 1
+
+
+def test_validations():
+	with pytest.raises(frappe.MandatoryError):
+		frappe.get_doc({"doctype": "Note"}).insert()
+	with pytest.raises(frappe.ValidationError):
+		frappe.get_doc({"doctype": "ToDo", "description": "x", "status": "Nope"}).insert()
+	with pytest.raises(frappe.CharacterLengthExceededError):
+		frappe.get_doc({"doctype": "Note", "title": "x" * 141}).insert()
+	with pytest.raises(frappe.LinkValidationError):
+		frappe.get_doc({"doctype": "ToDo", "description": "x", "allocated_to": "nobody@example.com"}).insert()
+	with pytest.raises(frappe.LinkValidationError):
+		frappe.get_doc({"doctype": "ToDo", "description": "x", "reference_type": "Note", "reference_name": "missing"}).insert()
+	frappe.get_doc({"doctype": "ToDo", "description": "x", "allocated_to": "nobody@x.com"}).insert(ignore_links=True)
+
+
+def test_check_if_latest_and_db_set():
+	todo = frappe.get_doc({"doctype": "ToDo", "description": "latest"}).insert()
+	a = frappe.get_doc("ToDo", todo.name)
+	b = frappe.get_doc("ToDo", todo.name)
+	a.description = "a"
+	a.save()
+	b.description = "b"
+	with pytest.raises(frappe.TimestampMismatchError):
+		b.save()
+	# a failed save leaves (doctype, name) in frappe.flags.currently_saving, and then db_set never
+	# bumps `modified` in this request (real Frappe 15 behaviour): use another document
+	a = frappe.get_doc({"doctype": "ToDo", "description": "db_set"}).insert()
+	todo = a
+	modified = frappe.db.get_value("ToDo", todo.name, "modified")
+	a.db_set("status", "Closed", update_modified=False)
+	assert frappe.db.get_value("ToDo", todo.name, ["status", "modified"]) == ("Closed", modified)
+	a.db_set({"status": "Open", "priority": "High"})
+	row = frappe.db.get_value("ToDo", todo.name, ["status", "priority", "modified"], as_dict=True)
+	assert (row.status, row.priority) == ("Open", "High") and row.modified > modified
+
+
+def test_get_all_filters_order_limit():
+	names = []
+	for i, (status, priority) in enumerate([("Open", "High"), ("Closed", "Low"), ("Open", "Low"), ("Cancelled", "High")]):
+		names.append(
+			frappe.get_doc(
+				{"doctype": "ToDo", "description": f"filter {i}", "status": status, "priority": priority, "date": f"2024-01-0{i + 1}"}
+			)
+			.insert()
+			.name
+		)
+	mine = {"name": ("in", names)}
+	assert set(frappe.get_all("ToDo", {**mine, "status": "Open"}, pluck="name")) == {names[0], names[2]}
+	assert set(frappe.get_all("ToDo", {**mine, "status": ["!=", "Open"]}, pluck="name")) == {names[1], names[3]}
+	assert set(frappe.get_all("ToDo", {**mine, "status": ["not in", ["Open", "Closed"]]}, pluck="name")) == {names[3]}
+	assert set(frappe.get_all("ToDo", {**mine, "description": ["like", "%ter 1"]}, pluck="name")) == {names[1]}
+	assert set(frappe.get_all("ToDo", {**mine, "date": ["between", ["2024-01-02", "2024-01-03"]]}, pluck="name")) == {names[1], names[2]}
+	assert set(frappe.get_all("ToDo", {**mine, "date": ["<", "2024-01-02"]}, pluck="name")) == {names[0]}
+	assert set(frappe.get_all("ToDo", {**mine, "allocated_to": ("is", "not set")}, pluck="name")) == set(names)
+	assert frappe.get_all("ToDo", [["ToDo", "name", "in", names], ["priority", "=", "High"]], order_by="date asc", pluck="name") == [
+		names[0],
+		names[3],
+	]
+	rows = frappe.get_all("ToDo", filters=mine, fields=["name", "date"], order_by="date desc", limit=2, start=1)
+	assert [r.name for r in rows] == [names[2], names[1]] and rows[0].date == datetime.date(2024, 1, 3)
+	assert frappe.get_all("ToDo", filters=mine, fields=["name"], order_by="date", limit_page_length=1, as_list=True) == ((names[0],),)
+	counts = frappe.get_all("ToDo", filters=mine, fields=["status", "count(name) as total"], group_by="status", order_by="status")
+	assert [(r.status, r.total) for r in counts] == [("Cancelled", 1), ("Closed", 1), ("Open", 2)]
+	assert frappe.get_all("ToDo", filters=mine, fields=["status"], distinct=True, order_by="status", pluck="status") == [
+		"Cancelled",
+		"Closed",
+		"Open",
+	]
+	assert frappe.db.count("ToDo", mine) == 4
+	assert frappe.db.get_value("ToDo", {"name": ("in", names)}, "name", order_by="date asc") == names[0]
+	frappe.db.delete("ToDo", {"name": ("in", names[:2])})
+	assert frappe.db.count("ToDo", mine) == 2
+
+
+def test_savepoint_rollback():
+	frappe.get_doc({"doctype": "ToDo", "description": "kept"}).insert()
+	frappe.db.savepoint("contract_sp")
+	lost = frappe.get_doc({"doctype": "ToDo", "description": "lost"}).insert()
+	frappe.db.rollback(save_point="contract_sp")
+	assert not frappe.db.exists("ToDo", lost.name)
+	assert frappe.db.exists("ToDo", {"description": "kept"})
+
+
+def test_for_update_reads_current_row():
+	todo = frappe.get_doc({"doctype": "ToDo", "description": "lock me"}).insert()
+	locked = frappe.get_doc("ToDo", todo.name, for_update=True)
+	assert locked.description == "lock me"
+	assert frappe.db.get_value("ToDo", todo.name, "description", for_update=True) == "lock me"
+
+
+def test_delete_creates_deleted_document():
+	note = frappe.get_doc({"doctype": "Note", "title": "to delete", "seen_by": [{"user": "Administrator"}]}).insert()
+	frappe.delete_doc("Note", note.name)
+	assert not frappe.db.exists("Note", note.name)
+	assert not frappe.db.count("Note Seen By", {"parent": note.name})
+	data = frappe.db.get_value("Deleted Document", {"deleted_doctype": "Note", "deleted_name": note.name}, "data")
+	assert json.loads(data)["seen_by"][0]["user"] == "Administrator"
+	other = frappe.get_doc({"doctype": "Note", "title": "gone"}).insert()
+	other.delete(delete_permanently=True)
+	assert not frappe.db.exists("Deleted Document", {"deleted_name": other.name})
+	assert frappe.delete_doc("Note", "does-not-exist") is False
+
+
+def test_delete_refuses_linked_document():
+	role = frappe.get_doc({"doctype": "Role", "role_name": "Linked Role"}).insert()
+	user = frappe.get_doc({"doctype": "User", "email": "linked@example.com", "first_name": "L", "roles": [{"role": role.name}]}).insert()
+	with pytest.raises(frappe.LinkExistsError):
+		frappe.delete_doc("Role", role.name)
+	frappe.delete_doc("User", user.name)
+	frappe.delete_doc("Role", role.name)
+
+
+def test_permissions_by_role():
+	frappe.get_doc(
+		{"doctype": "User", "email": "desk@example.com", "first_name": "Desk", "user_type": "System User"}
+	).insert()
+	frappe.get_doc(
+		{"doctype": "User", "email": "web@example.com", "first_name": "Web", "user_type": "Website User"}
+	).insert()
+	assert "Desk User" in frappe.get_roles("desk@example.com") and "All" in frappe.get_roles("desk@example.com")
+	assert frappe.get_roles("Guest") == ["Guest"]
+	assert {"Administrator", "System Manager", "Guest", "All"} <= set(frappe.get_roles("Administrator"))
+	assert frappe.has_permission("Note", "create", user="desk@example.com")
+	assert not frappe.has_permission("Note", "read", user="web@example.com")
+	assert frappe.has_permission("ToDo", "read", user="web@example.com")
+	assert not frappe.has_permission("Error Log", "read", user="desk@example.com")
+	frappe.set_user("desk@example.com")
+	with pytest.raises(frappe.PermissionError):
+		frappe.get_list("Error Log")
+	with pytest.raises(frappe.PermissionError):
+		frappe.get_doc({"doctype": "Role", "role_name": "Nope"}).insert()
+	frappe.get_doc({"doctype": "Role", "role_name": "Allowed"}).insert(ignore_permissions=True)
+	frappe.only_for("System Manager")  # in tests only_for never raises
+
+
+def test_log_error_and_messages():
+	log = frappe.log_error("contract title", "contract message", reference_doctype="ToDo", reference_name="x")
+	assert frappe.db.get_value("Error Log", log.name, ["method", "error"]) == ("contract title", "contract message")
+	frappe.clear_messages()
+	with pytest.raises(frappe.ValidationError):
+		frappe.throw("nope")
+	assert frappe.local.message_log[-1]["message"] == "nope"
+	assert frappe.ValidationError.http_status_code == 417 and frappe.DoesNotExistError.http_status_code == 404
+	assert frappe.PermissionError.http_status_code == 403
+	with pytest.raises(frappe.DoesNotExistError):
+		frappe.get_doc("ToDo", "missing-name")
+
+
+def test_singles_and_time_zone():
+	from pytz import timezone
+
+	tz = frappe.db.get_single_value("System Settings", "time_zone")
+	expected = datetime.datetime.now(timezone(tz)).replace(tzinfo=None)
+	assert abs((now_datetime() - expected).total_seconds()) < 5
+	assert frappe.utils.now()[:16] == str(now_datetime())[:16]
+	assert add_to_date("2024-01-31", months=1) == "2024-02-29"
+	assert frappe.get_doc("System Settings").time_zone == tz
+
+
+@frappe.whitelist(methods=["POST"])
+def _contract_endpoint(value=None):
+	return f"got {value}"
+
+
+def test_handler_checks(monkeypatch):
+	import frappe.handler
+
+	monkeypatch.setattr(frappe, "get_attr", lambda cmd: _contract_endpoint, raising=True)
+	frappe.local.request = frappe._dict(method="POST")
+	frappe.local.form_dict = frappe._dict(value="x")
+	assert frappe.handler.execute_cmd("contract.endpoint") == "got x"
+	frappe.local.request = frappe._dict(method="GET")
+	with pytest.raises(frappe.PermissionError):
+		frappe.handler.execute_cmd("contract.endpoint")
+	frappe.local.request = frappe._dict(method="POST")
+	frappe.set_user("Guest")
+	with pytest.raises(frappe.PermissionError):
+		frappe.handler.execute_cmd("contract.endpoint")
+
+
+def test_cache_keys_are_site_prefixed():
+	key = "contract:" + frappe.generate_hash(length=8)
+	assert frappe.cache.make_key(key) == f"{frappe.conf.db_name}|{key}".encode()
+	frappe.cache.set_value(key, {"a": 1}, expires_in_sec=30)
+	assert frappe.cache().get_value(key) == {"a": 1}
+	assert 0 < frappe.cache.ttl(frappe.cache.make_key(key)) <= 30
+	frappe.cache.delete_value(key)
+	assert frappe.cache.get_value(key) is None
+	assert now_datetime() > add_to_date(now_datetime(), minutes=-1)

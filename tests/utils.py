@@ -1,0 +1,110 @@
+"""Factories and waits shared by the tests."""
+
+import time
+
+import frappe
+import redis
+from frappe.utils.background_jobs import get_queue
+
+from sync_tweaks import runner
+from sync_tweaks.engine.status import S
+
+FIXTURE_TYPES = ("Test Single Sync", "Test Multi Sync", "Test Bypass Sync", "Test Broken Sync", "Test Slow Sync")
+
+
+def make_source(title: str | None = None, items=None, **fields):
+	"""A committed Sync Test Source (workers in other processes must see it)."""
+	doc = frappe.get_doc(
+		{
+			"doctype": "Sync Test Source",
+			"title": title or "src " + frappe.generate_hash(length=6),
+			"items": [{"item_code": code, "qty": qty} for code, qty in (items or [])],
+			**fields,
+		}
+	).insert(ignore_permissions=True)
+	frappe.db.commit()
+	return doc
+
+
+def set_type(name: str, **fields):
+	"""Change a fixture Sync Job Type for one test (reset_state restores it)."""
+	frappe.db.set_value("Sync Job Type", name, fields)
+	frappe.clear_document_cache("Sync Job Type", name) if hasattr(frappe, "clear_document_cache") else None
+	frappe.db.commit()
+
+
+def run_queued(max_rounds: int = 20) -> list[str]:
+	"""Run every Queued job in this process, as a worker would, until none is left; returns statuses."""
+	statuses = []
+	for _ in range(max_rounds):
+		names = frappe.get_all("Sync Job", filters={"status": S.QUEUED.value}, pluck="name", order_by="creation asc")
+		if not names:
+			break
+		for name in names:
+			statuses.append(runner.run_sync_job(name))
+	return statuses
+
+
+def commit_and_dispatch():
+	"""Commit the test's transaction: the after-commit dispatch queues ready jobs."""
+	frappe.db.commit()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+	deadline = time.monotonic() + timeout
+	while time.monotonic() < deadline:
+		frappe.db.rollback()
+		value = predicate()
+		if value:
+			return value
+		time.sleep(interval)
+	raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def statuses(names) -> dict[str, str]:
+	frappe.db.rollback()
+	return {name: frappe.db.get_value("Sync Job", name, "status") for name in names}
+
+
+def wait_for_status(names, wanted=None, timeout: float = 60) -> dict[str, str]:
+	"""Wait until every job is in a final status (or in `wanted`)."""
+	wanted = set(wanted or [s.value for s in S if s.value in ("Finished", "Skipped", "Relayed", "No Target", "Canceled", "Failed")])
+	names = list(names)
+	wait_for(lambda: all(s in wanted for s in statuses(names).values()), timeout, message=f"{names} in {wanted}")
+	return statuses(names)
+
+
+def reset_state():
+	"""Delete fixture jobs and targets, free their slots, empty the queues, restore fixture types."""
+	from sync_tweaks_tests.recorder import clear
+
+	frappe.db.rollback()
+	frappe.db.delete("Sync Job", {"sync_job_type": ["in", FIXTURE_TYPES]})
+	frappe.db.delete("Sync Test Target")
+	for name in FIXTURE_TYPES:
+		frappe.db.set_value(
+			"Sync Job Type",
+			name,
+			{
+				"disabled": 0,
+				"concurrency": "Per Source",
+				"coalesce_duplicates": 0,
+				"timeout": 30 if name == "Test Slow Sync" else 60,
+				"retry_delay": 0,
+				"max_retries": 2,
+				"retry_backoff": "Fixed",
+				"verbose_logging": 0,
+				"queue": "default",
+			},
+		)
+	frappe.db.commit()
+	frappe.clear_cache(doctype="Sync Job Type")
+	cache = frappe.cache()
+	try:
+		for key in cache.keys(cache.make_key("sync_tweaks:*")):
+			cache.delete(key)
+		clear()
+		for queue in ("default", "short", "long"):
+			get_queue(queue).empty()
+	except redis.exceptions.ConnectionError:
+		pass
