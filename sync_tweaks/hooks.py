@@ -21,4 +21,7 @@ scheduler_events = {
 	},
 }
 
+# a source or target may be deleted while jobs still name it (its Deleted Document copy is used)
+ignore_links_on_delete = ["Sync Job"]
+
 default_log_clearing_doctypes = {"Sync Job": 30}

@@ -117,7 +117,8 @@ def retry_due() -> list[str]:
 	"""Failed jobs whose retry_after has come go back to Waiting (site time, never the DB clock)."""
 	due = frappe.get_all(
 		"Sync Job",
-		filters={"status": S.FAILED.value, "retry_after": ["<=", now_datetime()]},
+		# Frappe compares a NULL datetime as 0001-01-01: "is set" keeps jobs without a retry out
+		filters=[["status", "=", S.FAILED.value], ["retry_after", "is", "set"], ["retry_after", "<=", now_datetime()]],
 		pluck="name",
 		order_by="retry_after asc",
 		limit=1000,

@@ -103,6 +103,8 @@ def install_app(sites_path, site, app):
 		for fn in app_hooks.before_install or []:
 			if frappe.get_attr(fn)() is False:
 				return
+		for fn in frappe.get_hooks("before_app_install"):
+			frappe.get_attr(fn)(app)
 		path = os.path.join(frappe.local.site_path, "site_config.json")
 		config = frappe.get_file_json(path)
 		config["installed_apps"] = [*config.get("installed_apps", []), app]
@@ -117,6 +119,8 @@ def install_app(sites_path, site, app):
 		_sync_doctypes()
 		for fn in app_hooks.after_install or []:
 			frappe.get_attr(fn)()
+		for fn in frappe.get_hooks("after_app_install"):
+			frappe.get_attr(fn)(app)
 		for fn in app_hooks.after_sync or []:
 			frappe.get_attr(fn)()
 		frappe.flags.in_install = False

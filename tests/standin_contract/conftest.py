@@ -54,7 +54,9 @@ def _standin_site():
 				break
 			except OSError:
 				time.sleep(0.1)
-		standin_site.create_site(sites_path, "contract.localhost", redis_url=f"redis://127.0.0.1:{port}", apps=[])
+		standin_site.create_site(
+			sites_path, "contract.localhost", redis_url=f"redis://127.0.0.1:{port}", apps=[]
+		)
 		frappe.init(site="contract.localhost", sites_path=sites_path)
 		frappe.connect()
 		frappe.set_user("Administrator")
@@ -73,7 +75,16 @@ def start_worker():
 
 	def run(queue="default", timeout=60):
 		env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests", "test_app")]))
-		cmd = [sys.executable, os.path.join(STANDIN, "worker.py"), "--sites-path", frappe.local.sites_path, "--queue", queue, "--burst", "--quiet"]
+		cmd = [
+			sys.executable,
+			os.path.join(STANDIN, "worker.py"),
+			"--sites-path",
+			frappe.local.sites_path,
+			"--queue",
+			queue,
+			"--burst",
+			"--quiet",
+		]
 		return subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
 
 	return run

@@ -3,9 +3,8 @@
 import datetime
 import json
 
-import pytest
-
 import frappe
+import pytest
 from frappe.utils import add_to_date, now_datetime
 
 
@@ -105,8 +104,12 @@ def test_validations():
 	with pytest.raises(frappe.LinkValidationError):
 		frappe.get_doc({"doctype": "ToDo", "description": "x", "allocated_to": "nobody@example.com"}).insert()
 	with pytest.raises(frappe.LinkValidationError):
-		frappe.get_doc({"doctype": "ToDo", "description": "x", "reference_type": "Note", "reference_name": "missing"}).insert()
-	frappe.get_doc({"doctype": "ToDo", "description": "x", "allocated_to": "nobody@x.com"}).insert(ignore_links=True)
+		frappe.get_doc(
+			{"doctype": "ToDo", "description": "x", "reference_type": "Note", "reference_name": "missing"}
+		).insert()
+	frappe.get_doc({"doctype": "ToDo", "description": "x", "allocated_to": "nobody@x.com"}).insert(
+		ignore_links=True
+	)
 
 
 def test_check_if_latest_and_db_set():
@@ -132,32 +135,61 @@ def test_check_if_latest_and_db_set():
 
 def test_get_all_filters_order_limit():
 	names = []
-	for i, (status, priority) in enumerate([("Open", "High"), ("Closed", "Low"), ("Open", "Low"), ("Cancelled", "High")]):
+	for i, (status, priority) in enumerate(
+		[("Open", "High"), ("Closed", "Low"), ("Open", "Low"), ("Cancelled", "High")]
+	):
 		names.append(
 			frappe.get_doc(
-				{"doctype": "ToDo", "description": f"filter {i}", "status": status, "priority": priority, "date": f"2024-01-0{i + 1}"}
+				{
+					"doctype": "ToDo",
+					"description": f"filter {i}",
+					"status": status,
+					"priority": priority,
+					"date": f"2024-01-0{i + 1}",
+				}
 			)
 			.insert()
 			.name
 		)
 	mine = {"name": ("in", names)}
 	assert set(frappe.get_all("ToDo", {**mine, "status": "Open"}, pluck="name")) == {names[0], names[2]}
-	assert set(frappe.get_all("ToDo", {**mine, "status": ["!=", "Open"]}, pluck="name")) == {names[1], names[3]}
-	assert set(frappe.get_all("ToDo", {**mine, "status": ["not in", ["Open", "Closed"]]}, pluck="name")) == {names[3]}
-	assert set(frappe.get_all("ToDo", {**mine, "description": ["like", "%ter 1"]}, pluck="name")) == {names[1]}
-	assert set(frappe.get_all("ToDo", {**mine, "date": ["between", ["2024-01-02", "2024-01-03"]]}, pluck="name")) == {names[1], names[2]}
+	assert set(frappe.get_all("ToDo", {**mine, "status": ["!=", "Open"]}, pluck="name")) == {
+		names[1],
+		names[3],
+	}
+	assert set(frappe.get_all("ToDo", {**mine, "status": ["not in", ["Open", "Closed"]]}, pluck="name")) == {
+		names[3]
+	}
+	assert set(frappe.get_all("ToDo", {**mine, "description": ["like", "%ter 1"]}, pluck="name")) == {
+		names[1]
+	}
+	assert set(
+		frappe.get_all("ToDo", {**mine, "date": ["between", ["2024-01-02", "2024-01-03"]]}, pluck="name")
+	) == {names[1], names[2]}
 	assert set(frappe.get_all("ToDo", {**mine, "date": ["<", "2024-01-02"]}, pluck="name")) == {names[0]}
-	assert set(frappe.get_all("ToDo", {**mine, "allocated_to": ("is", "not set")}, pluck="name")) == set(names)
-	assert frappe.get_all("ToDo", [["ToDo", "name", "in", names], ["priority", "=", "High"]], order_by="date asc", pluck="name") == [
+	assert set(frappe.get_all("ToDo", {**mine, "allocated_to": ("is", "not set")}, pluck="name")) == set(
+		names
+	)
+	assert frappe.get_all(
+		"ToDo", [["ToDo", "name", "in", names], ["priority", "=", "High"]], order_by="date asc", pluck="name"
+	) == [
 		names[0],
 		names[3],
 	]
-	rows = frappe.get_all("ToDo", filters=mine, fields=["name", "date"], order_by="date desc", limit=2, start=1)
+	rows = frappe.get_all(
+		"ToDo", filters=mine, fields=["name", "date"], order_by="date desc", limit=2, start=1
+	)
 	assert [r.name for r in rows] == [names[2], names[1]] and rows[0].date == datetime.date(2024, 1, 3)
-	assert frappe.get_all("ToDo", filters=mine, fields=["name"], order_by="date", limit_page_length=1, as_list=True) == ((names[0],),)
-	counts = frappe.get_all("ToDo", filters=mine, fields=["status", "count(name) as total"], group_by="status", order_by="status")
+	assert frappe.get_all(
+		"ToDo", filters=mine, fields=["name"], order_by="date", limit_page_length=1, as_list=True
+	) == ((names[0],),)
+	counts = frappe.get_all(
+		"ToDo", filters=mine, fields=["status", "count(name) as total"], group_by="status", order_by="status"
+	)
 	assert [(r.status, r.total) for r in counts] == [("Cancelled", 1), ("Closed", 1), ("Open", 2)]
-	assert frappe.get_all("ToDo", filters=mine, fields=["status"], distinct=True, order_by="status", pluck="status") == [
+	assert frappe.get_all(
+		"ToDo", filters=mine, fields=["status"], distinct=True, order_by="status", pluck="status"
+	) == [
 		"Cancelled",
 		"Closed",
 		"Open",
@@ -185,11 +217,15 @@ def test_for_update_reads_current_row():
 
 
 def test_delete_creates_deleted_document():
-	note = frappe.get_doc({"doctype": "Note", "title": "to delete", "seen_by": [{"user": "Administrator"}]}).insert()
+	note = frappe.get_doc(
+		{"doctype": "Note", "title": "to delete", "seen_by": [{"user": "Administrator"}]}
+	).insert()
 	frappe.delete_doc("Note", note.name)
 	assert not frappe.db.exists("Note", note.name)
 	assert not frappe.db.count("Note Seen By", {"parent": note.name})
-	data = frappe.db.get_value("Deleted Document", {"deleted_doctype": "Note", "deleted_name": note.name}, "data")
+	data = frappe.db.get_value(
+		"Deleted Document", {"deleted_doctype": "Note", "deleted_name": note.name}, "data"
+	)
 	assert json.loads(data)["seen_by"][0]["user"] == "Administrator"
 	other = frappe.get_doc({"doctype": "Note", "title": "gone"}).insert()
 	other.delete(delete_permanently=True)
@@ -199,7 +235,9 @@ def test_delete_creates_deleted_document():
 
 def test_delete_refuses_linked_document():
 	role = frappe.get_doc({"doctype": "Role", "role_name": "Linked Role"}).insert()
-	user = frappe.get_doc({"doctype": "User", "email": "linked@example.com", "first_name": "L", "roles": [{"role": role.name}]}).insert()
+	user = frappe.get_doc(
+		{"doctype": "User", "email": "linked@example.com", "first_name": "L", "roles": [{"role": role.name}]}
+	).insert()
 	with pytest.raises(frappe.LinkExistsError):
 		frappe.delete_doc("Role", role.name)
 	frappe.delete_doc("User", user.name)
@@ -213,7 +251,9 @@ def test_permissions_by_role():
 	frappe.get_doc(
 		{"doctype": "User", "email": "web@example.com", "first_name": "Web", "user_type": "Website User"}
 	).insert()
-	assert "Desk User" in frappe.get_roles("desk@example.com") and "All" in frappe.get_roles("desk@example.com")
+	assert "Desk User" in frappe.get_roles("desk@example.com") and "All" in frappe.get_roles(
+		"desk@example.com"
+	)
 	assert frappe.get_roles("Guest") == ["Guest"]
 	assert {"Administrator", "System Manager", "Guest", "All"} <= set(frappe.get_roles("Administrator"))
 	assert frappe.has_permission("Note", "create", user="desk@example.com")
@@ -231,7 +271,10 @@ def test_permissions_by_role():
 
 def test_log_error_and_messages():
 	log = frappe.log_error("contract title", "contract message", reference_doctype="ToDo", reference_name="x")
-	assert frappe.db.get_value("Error Log", log.name, ["method", "error"]) == ("contract title", "contract message")
+	assert frappe.db.get_value("Error Log", log.name, ["method", "error"]) == (
+		"contract title",
+		"contract message",
+	)
 	frappe.clear_messages()
 	with pytest.raises(frappe.ValidationError):
 		frappe.throw("nope")

@@ -2,9 +2,8 @@
 
 import json
 
-import pytest
-
 import frappe
+import pytest
 from frappe.utils.background_jobs import create_job_id, get_job, get_queue, get_redis_conn, is_job_enqueued
 
 
@@ -76,7 +75,9 @@ def test_failing_job_is_rolled_back_and_logged(start_worker):
 	result = start_worker("default")
 	assert result.returncode == 0, result.stderr
 	assert job.get_status(refresh=True) == "failed"
-	log = frappe.db.get_value("Error Log", {"method": "frappe.throw"}, ["name", "error"], as_dict=True, order_by="creation desc")
+	log = frappe.db.get_value(
+		"Error Log", {"method": "frappe.throw"}, ["name", "error"], as_dict=True, order_by="creation desc"
+	)
 	assert log and "ValidationError" in log.error
 	frappe.db.delete("Error Log", {"name": log.name})
 	frappe.db.commit()

@@ -87,8 +87,7 @@ class SyncJob(Document):
 		for fieldname in TYPE_DEFAULTS:
 			if self.get(fieldname) is None or self.get(fieldname) == "":
 				self.set(fieldname, job_type.get(fieldname))
-		if self.get("verbose_logging") is None:
-			self.verbose_logging = job_type.verbose_logging
+		self.verbose_logging = self.verbose_logging or job_type.verbose_logging
 		self.source_document_type = self.source_document_type or job_type.source_document_type
 		self.target_document_type = self.target_document_type or job_type.target_document_type
 		if not self.trigger_document_timestamp and self.triggered_by_document_name:

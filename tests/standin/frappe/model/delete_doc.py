@@ -147,21 +147,19 @@ def check_if_doc_is_linked(doc, method="Delete"):
 
 
 def check_if_doc_is_dynamically_linked(doc, method="Delete"):
+	"""Raise LinkExistsError if a non-cancelled row's Dynamic Link points at `doc` (no self exemption)."""
 	ignored = set(frappe.get_hooks("ignore_links_on_delete"))
 	for meta in _all_metas():
 		if meta.name in ignored or meta.is_virtual or meta.issingle:
 			continue
 		for df in meta.get_dynamic_link_fields():
 			table = get_table_name(meta.name)
+			extra = ", parent, parenttype" if meta.istable else ", null, null"
 			rows = frappe.db.sql(
-				f"select name, parent, parenttype from `{table}` where `{df.options}` = %s and `{df.fieldname}` = %s"
-				if meta.istable
-				else f"select name, null, null from `{table}` where `{df.options}` = %s and `{df.fieldname}` = %s",
+				f"select name, docstatus{extra} from `{table}` where `{df.options}` = %s and `{df.fieldname}` = %s",
 				(doc.doctype, doc.name),
 			)
-			for name, parent, parenttype in rows:
-				if (parenttype or meta.name) in ignored:
-					continue
-				if meta.name == doc.doctype and (parent or name) == doc.name:
+			for name, docstatus, parent, parenttype in rows:
+				if docstatus == 2 or (parenttype or meta.name) in ignored:
 					continue
 				raise_link_exists_exception(doc, parenttype or meta.name, parent or name)
