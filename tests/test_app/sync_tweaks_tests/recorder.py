@@ -36,6 +36,8 @@ def behave(sync_job):
 	context = sync_job.get_context()
 	if context.get("sleep"):
 		time.sleep(float(context["sleep"]))
+	if context.get("sleep_first_attempt") and not sync_job.retry_count:
+		time.sleep(float(context["sleep_first_attempt"]))
 	if context.get("careless_write"):
 		frappe.get_doc({"doctype": "Sync Test Target", "title": "careless " + sync_job.name}).insert(
 			ignore_permissions=True
