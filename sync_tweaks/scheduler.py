@@ -118,7 +118,11 @@ def retry_due() -> list[str]:
 	due = frappe.get_all(
 		"Sync Job",
 		# Frappe compares a NULL datetime as 0001-01-01: "is set" keeps jobs without a retry out
-		filters=[["status", "=", S.FAILED.value], ["retry_after", "is", "set"], ["retry_after", "<=", now_datetime()]],
+		filters=[
+			["status", "=", S.FAILED.value],
+			["retry_after", "is", "set"],
+			["retry_after", "<=", now_datetime()],
+		],
 		pluck="name",
 		order_by="retry_after asc",
 		limit=1000,

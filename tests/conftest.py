@@ -78,11 +78,26 @@ class Host:
 
 	def worker_command(self, queues: str) -> list[str]:
 		if self.real:
-			return [sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", self.site, "worker"] + [
+			return [
+				sys.executable,
+				"-m",
+				"frappe.utils.bench_helper",
+				"frappe",
+				"--site",
+				self.site,
+				"worker",
+			] + [
 				"--queue",
 				queues,
 			]
-		return [sys.executable, os.path.join(STANDIN, "worker.py"), "--sites-path", self.sites_path, "--queue", queues]
+		return [
+			sys.executable,
+			os.path.join(STANDIN, "worker.py"),
+			"--sites-path",
+			self.sites_path,
+			"--queue",
+			queues,
+		]
 
 	def stop_queue_redis(self):
 		if self.real:
@@ -161,7 +176,9 @@ def workers(host):
 				host.worker_command(queues),
 				cwd=host.sites_path if host.real else ROOT,
 				start_new_session=True,
-				env={**os.environ, "PYTHONPATH": os.pathsep.join([STANDIN, ROOT, TEST_APP])} if not host.real else None,
+				env={**os.environ, "PYTHONPATH": os.pathsep.join([STANDIN, ROOT, TEST_APP])}
+				if not host.real
+				else None,
 			)
 			started.append(process)
 		time.sleep(0.5)

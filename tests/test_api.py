@@ -27,7 +27,13 @@ def test_create_returns_the_document_with_type_defaults():
 def test_parameters_as_one_dict_and_explicit_zeros():
 	source = make_source()
 	job = create_sync_job(
-		{"sync_job_type": "Test Single Sync", "source_doc": source, "retry_delay": 0, "max_retries": 0, "timeout": 5}
+		{
+			"sync_job_type": "Test Single Sync",
+			"source_doc": source,
+			"retry_delay": 0,
+			"max_retries": 0,
+			"timeout": 5,
+		}
 	)
 	assert (job.retry_delay, job.max_retries, job.timeout) == (0, 0, 5)
 
@@ -35,7 +41,11 @@ def test_parameters_as_one_dict_and_explicit_zeros():
 def test_operation_is_title_cased_and_title_names_the_target():
 	source = make_source()
 	job = create_sync_job(
-		"Test Single Sync", source_doc=source, operation="uPdAtE", target_document_name="T-1", queue_on_insert=False
+		"Test Single Sync",
+		source_doc=source,
+		operation="uPdAtE",
+		target_document_name="T-1",
+		queue_on_insert=False,
 	)
 	assert job.operation == "Update"
 	assert job.title == "Sync Test Source > Sync Test Target: T-1"
@@ -43,7 +53,9 @@ def test_operation_is_title_cased_and_title_names_the_target():
 
 def test_trigger_document_fills_type_name_and_timestamp():
 	source = make_source()
-	job = create_sync_job("Test Single Sync", source_doc=source, triggered_by_doc=source, trigger_type="Document Hook")
+	job = create_sync_job(
+		"Test Single Sync", source_doc=source, triggered_by_doc=source, trigger_type="Document Hook"
+	)
 	assert job.triggered_by_document_name == source.name
 	assert str(job.trigger_document_timestamp)[:19] == str(source.modified)[:19]
 
@@ -61,7 +73,10 @@ def test_context_only_jobs_need_a_context():
 		({"sync_job_type": "No Such Type", "context": {}}, SyncJobError),
 		({"sync_job_type": "Test Single Sync", "operation": "upsert", "context": {}}, InvalidSyncJobRequest),
 		({"sync_job_type": "Test Single Sync", "context": "[1]"}, InvalidSyncJobRequest),
-		({"sync_job_type": "Test Single Sync", "context": {}, "queue": "no-such-queue"}, InvalidSyncJobRequest),
+		(
+			{"sync_job_type": "Test Single Sync", "context": {}, "queue": "no-such-queue"},
+			InvalidSyncJobRequest,
+		),
 		({"sync_job_type": "Test Single Sync", "context": {}, "timeout": -5}, InvalidSyncJobRequest),
 	],
 )
@@ -120,8 +135,12 @@ def test_enqueue_never_commits_the_callers_transaction():
 def test_identical_jobs_coalesce_keeping_the_newest_trigger():
 	set_type("Test Single Sync", coalesce_duplicates=1)
 	source, other = make_source(), make_source()
-	first = enqueue_sync_job("Test Single Sync", source_doc=source, trigger_type="Document Hook", triggered_by_doc=source)
-	second = enqueue_sync_job("Test Single Sync", source_doc=source, trigger_type="Webhook", triggered_by_doc=other)
+	first = enqueue_sync_job(
+		"Test Single Sync", source_doc=source, trigger_type="Document Hook", triggered_by_doc=source
+	)
+	second = enqueue_sync_job(
+		"Test Single Sync", source_doc=source, trigger_type="Webhook", triggered_by_doc=other
+	)
 	assert second.name == first.name
 	second.reload()
 	assert second.coalesced_count == 1
@@ -141,7 +160,10 @@ def test_bulk_enqueue_creates_waiting_jobs_in_order():
 	names = enqueue_sync_jobs("Test Single Sync", sources, trigger_type="Scheduler")
 	assert len(set(names)) == 30
 	rows = frappe.get_all(
-		"Sync Job", filters={"name": ["in", names]}, fields=["name", "status", "title", "concurrency_key"], order_by="creation asc"
+		"Sync Job",
+		filters={"name": ["in", names]},
+		fields=["name", "status", "title", "concurrency_key"],
+		order_by="creation asc",
 	)
 	assert [row.name for row in rows] == names
 	assert {row.status for row in rows} == {"Waiting"}

@@ -7,10 +7,10 @@ from collections import defaultdict
 import frappe
 import pytest
 from frappe.utils.background_jobs import get_queue
+from sync_tweaks_tests.recorder import events
 
 from sync_tweaks import dispatch, scheduler
 from sync_tweaks.utils.sync_job import enqueue_sync_job
-from sync_tweaks_tests.recorder import events
 from tests.conftest import stop_process_group
 from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
 
@@ -31,16 +31,25 @@ def test_per_source_order_and_parallelism_across_sources(workers):
 	runs = defaultdict(dict)
 	for event in events():
 		runs[event["job"]][event["event"]] = event
+	missing = {
+		name: (
+			runs.get(name),
+			frappe.db.get_value("Sync Job", name, ["status", "error_message", "started_at", "job_id"]),
+		)
+		for name in names
+		if "start" not in runs.get(name, {})
+	}
+	assert not missing, missing
 	per_source = defaultdict(list)
 	for name in names:
 		per_source[runs[name]["start"]["source"]].append(runs[name])
 	for source_runs in per_source.values():
 		ordered = sorted(source_runs, key=lambda r: r["start"]["at"])
 		assert [r["start"]["seq"] for r in ordered] == [0, 1, 2, 3], "same-source jobs run in creation order"
-		for earlier, later in zip(ordered, ordered[1:]):
+		for earlier, later in zip(ordered, ordered[1:], strict=False):
 			assert earlier["end"]["at"] <= later["start"]["at"], "same-source jobs never overlap"
-	intervals = sorted((r["start"]["at"], r["end"]["at"]) for r in runs.values())
-	overlaps = sum(1 for (s1, e1), (s2, e2) in zip(intervals, intervals[1:]) if s2 < e1)
+	intervals = sorted((runs[n]["start"]["at"], runs[n]["end"]["at"]) for n in names)
+	overlaps = sum(1 for (s1, e1), (s2, e2) in zip(intervals, intervals[1:], strict=False) if s2 < e1)
 	assert overlaps > 0, "different sources run in parallel on the two workers"
 
 

@@ -39,7 +39,9 @@ def test_allowed_actions_per_status():
 	assert st.allowed_actions("Started") == []
 
 
-@pytest.mark.parametrize("value,expected", [("insert", "Insert"), ("UPDATE", "Update"), (" Delete ", "Delete"), ("", "")])
+@pytest.mark.parametrize(
+	"value,expected", [("insert", "Insert"), ("UPDATE", "Update"), (" Delete ", "Delete"), ("", "")]
+)
 def test_operation_accepts_any_case(value, expected):
 	assert parse_operation(value) == expected
 
@@ -51,7 +53,15 @@ def test_operation_rejects_anything_else(value):
 
 
 def test_request_keeps_explicit_zeros_and_leaves_unset_values_out():
-	request = SyncJobRequest.parse({"sync_job_type": "T", "source_document_type": "X", "source_document_name": "a", "retry_delay": 0, "max_retries": 0})
+	request = SyncJobRequest.parse(
+		{
+			"sync_job_type": "T",
+			"source_document_type": "X",
+			"source_document_name": "a",
+			"retry_delay": 0,
+			"max_retries": 0,
+		}
+	)
 	fields = request.as_doc_fields()
 	assert fields["retry_delay"] == 0 and fields["max_retries"] == 0
 	assert "timeout" not in fields and "queue" not in fields
@@ -71,7 +81,12 @@ def test_request_fills_names_from_documents():
 		{"sync_job_type": "T", "context": "{not json"},
 		{"sync_job_type": "T"},
 		{"sync_job_type": "T", "source_document_type": "X", "source_document_name": "a", "timeout": -1},
-		{"sync_job_type": "T", "source_document_type": "X", "source_document_name": "a", "max_retries": "many"},
+		{
+			"sync_job_type": "T",
+			"source_document_type": "X",
+			"source_document_name": "a",
+			"max_retries": "many",
+		},
 		{"sync_job_type": "T", "source_document_type": "X", "source_document_name": "a", "surprise": 1},
 		{"sync_job_type": "T", "context": {"x": object()}},
 		{"sync_job_type": "T", "context": {"big": "x" * (1024 * 1024 + 1)}},
@@ -84,8 +99,24 @@ def test_bad_requests_are_refused(params):
 
 
 def test_diff_in_version_format():
-	old = {"fields": {"title": "a", "qty": 1}, "tables": {"items": [{"name": "r1", "idx": 1, "item_code": "A", "qty": 1}, {"name": "r2", "idx": 2, "item_code": "B", "qty": 1}]}}
-	new = {"fields": {"title": "b", "qty": 1.0}, "tables": {"items": [{"name": "r1", "idx": 1, "item_code": "A", "qty": 5}, {"name": None, "idx": 2, "item_code": "C", "qty": 2}]}}
+	old = {
+		"fields": {"title": "a", "qty": 1},
+		"tables": {
+			"items": [
+				{"name": "r1", "idx": 1, "item_code": "A", "qty": 1},
+				{"name": "r2", "idx": 2, "item_code": "B", "qty": 1},
+			]
+		},
+	}
+	new = {
+		"fields": {"title": "b", "qty": 1.0},
+		"tables": {
+			"items": [
+				{"name": "r1", "idx": 1, "item_code": "A", "qty": 5},
+				{"name": None, "idx": 2, "item_code": "C", "qty": 2},
+			]
+		},
+	}
 	diff = diff_snapshots(old, new)
 	assert diff["changed"] == [["title", "a", "b"]]
 	assert diff["row_changed"] == [["items", 1, "r1", [["qty", 1, 5]]]]

@@ -6,11 +6,11 @@ from datetime import timedelta
 import frappe
 import pytest
 from frappe.utils import now_datetime
+from sync_tweaks_tests.recorder import events
 
 from sync_tweaks import runner, scheduler
 from sync_tweaks.exceptions import SyncJobTransitionError
 from sync_tweaks.utils.sync_job import create_sync_job, enqueue_sync_job
-from sync_tweaks_tests.recorder import events
 from tests.utils import make_source, run_queued, set_type
 
 
@@ -35,7 +35,14 @@ def test_single_target_insert_with_hooks_in_order_and_timing():
 	source = make_source(qty=3, items=[("A", 1)])
 	job = run(source_doc=source)
 	assert job.status == "Finished", job.error_message
-	assert hook_order(job) == ["after_start", "get_target_document", "update_target_doc", "before_sync", "after_sync", "finished"]
+	assert hook_order(job) == [
+		"after_start",
+		"get_target_document",
+		"update_target_doc",
+		"before_sync",
+		"after_sync",
+		"finished",
+	]
 	target = target_of(source)
 	assert (target.title, target.qty, [r.item_code for r in target.items]) == (source.title, 3, ["A"])
 	assert (job.operation, job.target_document_name) == ("Insert", target.name)
@@ -128,7 +135,12 @@ def test_dry_run_writes_nothing_even_for_careless_controllers_but_keeps_the_diff
 
 def test_a_controller_that_commits_fails_and_leaves_nothing():
 	source = make_source()
-	job = run(source_doc=source, dry_run=True, context={"careless_write": True, "careless_commit": True}, max_retries=0)
+	job = run(
+		source_doc=source,
+		dry_run=True,
+		context={"careless_write": True, "careless_commit": True},
+		max_retries=0,
+	)
 	assert job.status == "Failed" and "must not commit" in job.error_message
 	assert frappe.db.count("Sync Test Target") == 0
 
@@ -147,12 +159,22 @@ def test_multiple_targets_relay_to_child_jobs_inheriting_flags():
 	source = make_source(items=[("A", 1), ("B", 2), ("C", 3)])
 	parent = run("Test Multi Sync", source_doc=source, update_without_changes_enabled=True)
 	assert parent.status == "Relayed", parent.error_message
-	assert hook_order(parent) == ["after_start", "get_multiple_target_documents", "before_relay", "after_relay", "finished"]
+	assert hook_order(parent) == [
+		"after_start",
+		"get_multiple_target_documents",
+		"before_relay",
+		"after_relay",
+		"finished",
+	]
 	children = json.loads(parent.multiple_target_documents)
 	assert len(children) == 3
 	for child in children:
 		doc = frappe.get_doc("Sync Job", child["sync_job"])
-		assert (doc.parent_sync_job, doc.status, doc.update_without_changes_enabled) == (parent.name, "Finished", 1)
+		assert (doc.parent_sync_job, doc.status, doc.update_without_changes_enabled) == (
+			parent.name,
+			"Finished",
+			1,
+		)
 	titles = sorted(frappe.get_all("Sync Test Target", pluck="title"))
 	assert titles == [f"{source.title}/{code}" for code in "ABC"]
 
@@ -173,7 +195,9 @@ def test_dry_run_relay_creates_dry_run_children_and_rolls_back_hook_writes():
 	source = make_source(items=[("A", 1), ("B", 2)])
 	parent = run("Test Multi Sync", source_doc=source, dry_run=True, context={"write_in_after_relay": True})
 	assert parent.status == "Relayed"
-	children = [frappe.get_doc("Sync Job", c["sync_job"]) for c in json.loads(parent.multiple_target_documents)]
+	children = [
+		frappe.get_doc("Sync Job", c["sync_job"]) for c in json.loads(parent.multiple_target_documents)
+	]
 	assert all(child.dry_run and child.status == "Skipped" for child in children)
 	assert frappe.db.count("Sync Test Target") == 0
 
@@ -243,7 +267,9 @@ def test_start_cancel_retry_and_dry_run_again():
 	pending.reload()
 	pending.cancel_sync("not needed")
 	frappe.db.commit()
-	assert runner.run_sync_job(pending.name) is None, "a canceled job never runs, even when its RQ job was queued"
+	assert runner.run_sync_job(pending.name) is None, (
+		"a canceled job never runs, even when its RQ job was queued"
+	)
 	pending.reload()
 	assert (pending.status, pending.cancel_reason) == ("Canceled", "not needed")
 	with pytest.raises(SyncJobTransitionError):

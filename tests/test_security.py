@@ -24,7 +24,12 @@ def as_user(email: str, roles: list[str] | None = None):
 	if email not in ("Guest", "Administrator"):
 		if not frappe.db.exists("User", email):
 			frappe.get_doc(
-				{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
+				{
+					"doctype": "User",
+					"email": email,
+					"first_name": email.split("@")[0],
+					"send_welcome_email": 0,
+				}
 			).insert(ignore_permissions=True)
 		user = frappe.get_doc("User", email)
 		user.set("roles", [{"role": role} for role in roles or []])
@@ -112,7 +117,9 @@ def test_enqueue_needs_read_permission_on_the_source(job):
 			call(ENQUEUE, sync_job_type="Test Single Sync", source_document_name=job.source_document_name)
 	assert jobs() == before
 	with as_user("sm-tester@example.com", ["System Manager", "Sync Tester"]):
-		result = call(ENQUEUE, sync_job_type="Test Single Sync", source_document_name=job.source_document_name)
+		result = call(
+			ENQUEUE, sync_job_type="Test Single Sync", source_document_name=job.source_document_name
+		)
 	assert frappe.db.get_value("Sync Job", result["name"], "source_document_name") == job.source_document_name
 
 
@@ -137,7 +144,9 @@ def test_system_manager_doc_methods_and_clear_all_logs(job):
 
 
 PARAMETERS = {
-	"operation": st.one_of(st.none(), st.sampled_from(["insert", "UPDATE", "Delete", "upsert", "", "x" * 200])),
+	"operation": st.one_of(
+		st.none(), st.sampled_from(["insert", "UPDATE", "Delete", "upsert", "", "x" * 200])
+	),
 	"context": st.one_of(
 		st.none(),
 		st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=5)), max_size=3),
@@ -159,7 +168,9 @@ PARAMETERS = {
 def test_random_parameters_give_a_clean_error_or_a_well_formed_job(params):
 	frappe.db.rollback()
 	if params.get("source_document_name") == "existing":
-		params["source_document_name"] = (frappe.get_all("Sync Test Source", pluck="name", limit=1) or [make_source().name])[0]
+		params["source_document_name"] = (
+			frappe.get_all("Sync Test Source", pluck="name", limit=1) or [make_source().name]
+		)[0]
 	before = frappe.db.count("Sync Job")
 	try:
 		job = create_sync_job("Test Single Sync", **params)

@@ -46,7 +46,12 @@ def test_shipped_standard_types_are_imported_on_install():
 
 
 def test_migrate_reimports_changed_standard_types():
-	frappe.db.set_value("Sync Job Type", "Test Single Sync", {"max_retries": 9, "modified": "2020-01-01 00:00:00"}, update_modified=False)
+	frappe.db.set_value(
+		"Sync Job Type",
+		"Test Single Sync",
+		{"max_retries": 9, "modified": "2020-01-01 00:00:00"},
+		update_modified=False,
+	)
 	paths = sync_standard_sync_job_types(["sync_tweaks_tests"])
 	assert any(path.endswith("test_single_sync.json") for path in paths)
 	assert frappe.db.get_value("Sync Job Type", "Test Single Sync", "max_retries") == 2
@@ -182,7 +187,15 @@ def test_boilerplate_renders_to_valid_python():
 	doc = frappe._dict(name="Any Type", source_document_type="ToDo", target_document_type="Note")
 	source = render_controller(doc)
 	compile(source, "controller.py", "exec")
-	for hook in ("execute(", "get_multiple_target_documents(", "before_relay(", "after_relay(", "before_sync(", "after_sync(", "finished("):
+	for hook in (
+		"execute(",
+		"get_multiple_target_documents(",
+		"before_relay(",
+		"after_relay(",
+		"before_sync(",
+		"after_sync(",
+		"finished(",
+	):
 		assert hook in source
 
 

@@ -9,7 +9,13 @@ from frappe.utils.background_jobs import get_queue
 from sync_tweaks import runner
 from sync_tweaks.engine.status import S
 
-FIXTURE_TYPES = ("Test Single Sync", "Test Multi Sync", "Test Bypass Sync", "Test Broken Sync", "Test Slow Sync")
+FIXTURE_TYPES = (
+	"Test Single Sync",
+	"Test Multi Sync",
+	"Test Bypass Sync",
+	"Test Broken Sync",
+	"Test Slow Sync",
+)
 
 
 def make_source(title: str | None = None, items=None, **fields):
@@ -37,7 +43,9 @@ def run_queued(max_rounds: int = 20) -> list[str]:
 	"""Run every Queued job in this process, as a worker would, until none is left; returns statuses."""
 	statuses = []
 	for _ in range(max_rounds):
-		names = frappe.get_all("Sync Job", filters={"status": S.QUEUED.value}, pluck="name", order_by="creation asc")
+		names = frappe.get_all(
+			"Sync Job", filters={"status": S.QUEUED.value}, pluck="name", order_by="creation asc"
+		)
 		if not names:
 			break
 		for name in names:
@@ -68,9 +76,18 @@ def statuses(names) -> dict[str, str]:
 
 def wait_for_status(names, wanted=None, timeout: float = 60) -> dict[str, str]:
 	"""Wait until every job is in a final status (or in `wanted`)."""
-	wanted = set(wanted or [s.value for s in S if s.value in ("Finished", "Skipped", "Relayed", "No Target", "Canceled", "Failed")])
+	wanted = set(
+		wanted
+		or [
+			s.value
+			for s in S
+			if s.value in ("Finished", "Skipped", "Relayed", "No Target", "Canceled", "Failed")
+		]
+	)
 	names = list(names)
-	wait_for(lambda: all(s in wanted for s in statuses(names).values()), timeout, message=f"{names} in {wanted}")
+	wait_for(
+		lambda: all(s in wanted for s in statuses(names).values()), timeout, message=f"{names} in {wanted}"
+	)
 	return statuses(names)
 
 

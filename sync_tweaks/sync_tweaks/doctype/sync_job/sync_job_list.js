@@ -1,0 +1,53 @@
+// Copyright (c) 2026, sync_tweaks contributors
+// For license information, please see license.txt
+
+const SYNC_JOB_COLORS = {
+	Pending: "gray",
+	Waiting: "yellow",
+	Queued: "orange",
+	Started: "blue",
+	Finished: "green",
+	Failed: "red",
+	Skipped: "light-blue",
+	Relayed: "purple",
+	"No Target": "cyan",
+	Canceled: "darkgrey",
+};
+
+frappe.listview_settings["Sync Job"] = {
+	add_fields: ["status", "sync_job_type", "dry_run"],
+	has_indicator_for_draft: true,
+
+	get_indicator(doc) {
+		return [__(doc.status), SYNC_JOB_COLORS[doc.status] || "gray", "status,=," + doc.status];
+	},
+
+	onload(listview) {
+		frappe.realtime.on("sync_job_status", () => listview.refresh());
+		listview.page.add_action_item(__("Retry"), () => bulk_action(listview, "retry"));
+		listview.page.add_action_item(__("Cancel"), () => bulk_action(listview, "cancel"));
+		if (frappe.user.has_role("System Manager")) {
+			listview.page.add_menu_item(__("Clear All Logs"), () => {
+				frappe.confirm(__("Delete every Sync Job?"), () =>
+					frappe
+						.call("sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.clear_all_logs")
+						.then(() => listview.refresh())
+				);
+			});
+		}
+	},
+};
+
+function bulk_action(listview, action) {
+	const names = listview.get_checked_items(true);
+	frappe
+		.call("sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.bulk_action", { action, names })
+		.then((r) => {
+			const failed = Object.keys(r.message.failed || {});
+			frappe.show_alert({
+				message: __("{0} done, {1} refused", [r.message.done.length, failed.length]),
+				indicator: failed.length ? "orange" : "green",
+			});
+			listview.refresh();
+		});
+}

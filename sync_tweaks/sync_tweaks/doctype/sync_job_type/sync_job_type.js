@@ -1,0 +1,74 @@
+// Copyright (c) 2026, sync_tweaks contributors
+// For license information, please see license.txt
+
+frappe.ui.form.on("Sync Job Type", {
+	onload(frm) {
+		if (frm.is_new() && !frm.doc.is_standard) {
+			const standard = frappe.boot.developer_mode && frappe.session.user === "Administrator";
+			frm.set_value("is_standard", standard ? "Yes" : "No");
+		}
+	},
+
+	refresh(frm) {
+		const onload = frm.doc.__onload || {};
+		if (!frm.is_new() && onload.controller_exists === false) {
+			frm.set_intro(
+				__("The controller {0} does not exist yet. Save this type in developer mode as Administrator to generate it.", [
+					`<code>${frappe.utils.escape_html(onload.controller_path || "")}</code>`,
+				]),
+				"orange"
+			);
+		}
+		if (frm.is_new()) return;
+		frm.add_custom_button(__("Jobs"), () => frappe.set_route("List", "Sync Job", { sync_job_type: frm.doc.name }));
+		frm.add_custom_button(__("Dry Run"), () => ask_source_and_enqueue(frm, true));
+		frm.add_custom_button(__("Enqueue"), () => ask_source_and_enqueue(frm, false));
+	},
+});
+
+function ask_source_and_enqueue(frm, dry_run) {
+	frappe.prompt(
+		{
+			fieldname: "source_document_name",
+			fieldtype: "Link",
+			options: frm.doc.source_document_type,
+			label: __(frm.doc.source_document_type),
+			reqd: 1,
+		},
+		(values) =>
+			frappe
+				.call({
+					method: "sync_tweaks.utils.sync_job.enqueue",
+					args: { sync_job_type: frm.doc.name, source_document_name: values.source_document_name, dry_run: dry_run ? 1 : 0 },
+				})
+				.then((r) => follow_job(r.message.name)),
+		dry_run ? __("Dry Run") : __("Enqueue")
+	);
+}
+
+function follow_job(name) {
+	const dialog = new frappe.ui.Dialog({ title: __("Sync Job {0}", [name]), size: "large" });
+	const body = $(dialog.body);
+	const show = () =>
+		frappe.call("sync_tweaks.utils.sync_job.get_status", { name }).then((r) => {
+			const job = r.message;
+			body.html(`<p>${__("Status")}: <b>${__(job.status)}</b> · <a href="/app/sync-job/${encodeURIComponent(name)}">${__("Open")}</a></p>`);
+			if (job.error_message) body.append($("<pre>").text(job.error_message));
+			if (job.diff_summary) body.append(sync_tweaks_render_diff(job.diff_summary));
+		});
+	frappe.realtime.on("sync_job_status", (data) => data.name === name && show());
+	dialog.onhide = () => frappe.realtime.off("sync_job_status");
+	dialog.show();
+	show();
+}
+
+function sync_tweaks_render_diff(diff) {
+	const esc = (value) => frappe.utils.escape_html(value === null || value === undefined ? "" : JSON.stringify(value));
+	const rows = (diff.changed || []).map((c) => `<tr><td>${esc(c[0])}</td><td>${esc(c[1])}</td><td>${esc(c[2])}</td></tr>`);
+	(diff.added || []).forEach((a) => rows.push(`<tr><td>+ ${esc(a[0])}</td><td></td><td>${esc(a[1])}</td></tr>`));
+	(diff.removed || []).forEach((a) => rows.push(`<tr><td>- ${esc(a[0])}</td><td>${esc(a[1])}</td><td></td></tr>`));
+	(diff.row_changed || []).forEach((r) =>
+		r[3].forEach((c) => rows.push(`<tr><td>${esc(r[0])} #${esc(r[1])} ${esc(c[0])}</td><td>${esc(c[1])}</td><td>${esc(c[2])}</td></tr>`))
+	);
+	return `<table class="table table-bordered table-sm"><thead><tr><th>${__("Field")}</th><th>${__("Old")}</th><th>${__("New")}</th></tr></thead><tbody>${rows.join("") || `<tr><td colspan="3">${__("No changes")}</td></tr>`}</tbody></table>`;
+}
