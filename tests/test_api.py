@@ -2,7 +2,7 @@
 
 import frappe
 import pytest
-from frappe.utils.background_jobs import get_queue
+from frappe.utils.background_jobs import get_job, get_queue
 
 from sync_tweaks.exceptions import InvalidSyncJobRequest, SyncJobError
 from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import SyncJob
@@ -105,13 +105,12 @@ def test_queue_on_insert_default_follows_developer_mode_and_site_config():
 
 def test_enqueue_pushes_to_rq_only_after_commit():
 	source = make_source()
-	queue = get_queue("default")
 	job = enqueue_sync_job("Test Single Sync", source_doc=source)
-	assert job.status == "Waiting"
-	assert queue.count == 0, "nothing may reach RQ before the caller commits"
+	assert (job.status, job.job_id) == ("Waiting", None)
+	assert get_queue("default").count == 0, "nothing may reach RQ before the caller commits"
 	frappe.db.commit()
-	assert frappe.db.get_value("Sync Job", job.name, "status") == "Queued"
-	assert queue.count == 1
+	job_id = frappe.db.get_value("Sync Job", job.name, "job_id")
+	assert job_id and get_job(job_id) is not None, "pushed to RQ once the caller committed"
 
 
 def test_enqueue_then_rollback_leaves_no_job_and_runs_nothing():
