@@ -337,3 +337,13 @@ def bulk_action(action: str, names: str | list) -> dict:
 			frappe.clear_last_message()
 			result["failed"][name] = str(e)
 	return result
+
+
+def on_doctype_update():
+	"""Indexes that keep dispatch and retries flat whatever the backlog."""
+	# oldest Waiting job of a key; busy-key checks
+	frappe.db.add_index("Sync Job", ["concurrency_key", "status", "creation"], "concurrency_key_status_creation")
+	# oldest ready jobs of a queue; Queued count per queue
+	frappe.db.add_index("Sync Job", ["status", "queue", "creation"], "status_queue_creation")
+	# failures due for retry
+	frappe.db.add_index("Sync Job", ["status", "retry_after"], "status_retry_after")
