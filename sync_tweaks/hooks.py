@@ -4,7 +4,8 @@ app_publisher = "sync_tweaks contributors"
 app_description = "Queue-based framework to keep Frappe DocTypes in sync"
 app_email = "dev@sync-tweaks.invalid"
 app_license = "mit"
-required_apps = ["frappe"]
+# Frappe is always installed; bare names here make `install-app` look them up online
+required_apps = []
 
 export_python_type_annotations = True
 

@@ -4,6 +4,7 @@ app_publisher = "sync_tweaks contributors"
 app_description = "Fixtures for sync_tweaks' test suite"
 app_email = "dev@sync-tweaks.invalid"
 app_license = "mit"
-required_apps = ["frappe", "sync_tweaks"]
+# install sync_tweaks first; a bare name here makes `install-app` look it up online
+required_apps = []
 
 before_install = "sync_tweaks_tests.install.before_install"
