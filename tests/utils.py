@@ -96,7 +96,7 @@ def reset_state():
 	from sync_tweaks_tests.recorder import clear
 
 	frappe.db.rollback()
-	frappe.db.delete("Sync Job", {"sync_job_type": ["in", FIXTURE_TYPES]})
+	frappe.db.delete("Sync Job", {"sync_job_type": ["in", (*FIXTURE_TYPES, "ToDo to Note")]})
 	frappe.db.delete("Sync Test Target")
 	for name in FIXTURE_TYPES:
 		frappe.db.set_value(
