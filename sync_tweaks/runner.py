@@ -212,10 +212,15 @@ def dry_run_savepoint(job):
 		yield
 		return
 	frappe.db.savepoint("sync_job_dry_run")
+	# Frappe keeps after-commit callbacks across a savepoint rollback: drop the ones the hook added
+	pending = getattr(frappe.db.after_commit, "_functions", None)
+	kept = len(pending) if pending is not None else 0
 	try:
 		yield
 	finally:
 		frappe.db.rollback(save_point="sync_job_dry_run")
+		while pending is not None and len(pending) > kept:
+			pending.pop()
 
 
 @contextlib.contextmanager

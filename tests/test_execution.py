@@ -6,6 +6,7 @@ from datetime import timedelta
 import frappe
 import pytest
 from frappe.utils import now_datetime
+from frappe.utils.background_jobs import get_job
 from sync_tweaks_tests.recorder import events
 
 from sync_tweaks import runner, scheduler
@@ -193,13 +194,19 @@ def test_no_targets_ends_no_target():
 
 def test_dry_run_relay_creates_dry_run_children_and_rolls_back_hook_writes():
 	source = make_source(items=[("A", 1), ("B", 2)])
-	parent = run("Test Multi Sync", source_doc=source, dry_run=True, context={"write_in_after_relay": True})
+	parent = run(
+		"Test Multi Sync",
+		source_doc=source,
+		dry_run=True,
+		context={"write_in_after_relay": True, "enqueue_in_after_relay": True},
+	)
 	assert parent.status == "Relayed"
 	children = [
 		frappe.get_doc("Sync Job", c["sync_job"]) for c in json.loads(parent.multiple_target_documents)
 	]
 	assert all(child.dry_run and child.status == "Skipped" for child in children)
 	assert frappe.db.count("Sync Test Target") == 0
+	assert get_job("after-relay-" + parent.name) is None, "nothing a dry-run hook enqueues is pushed"
 
 
 def test_bypass_controller():
