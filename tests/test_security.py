@@ -134,6 +134,18 @@ def test_document_objects_are_not_accepted_from_requests(job):
 	assert frappe.db.get_value("Sync Job", result["name"], "source_document_type") == "Sync Test Source"
 
 
+def test_forced_operations_need_the_callers_permission_on_the_target():
+	from sync_tweaks.utils.sync_job import check_target_permission
+
+	with as_user("plain@example.com", []):
+		for operation in ("Insert", "Update", "Delete"):
+			with pytest.raises(frappe.PermissionError):
+				check_target_permission("Sync Test Target", operation, "any-target")
+		check_target_permission("Sync Test Target", "", None)
+	with as_user("sm@example.com", ["System Manager"]):
+		check_target_permission("Sync Test Target", "Delete", None)
+
+
 def test_system_manager_doc_methods_and_clear_all_logs(job):
 	with as_user("sm@example.com", ["System Manager"]):
 		call_doc_method(job, "cancel_sync", reason="no longer needed")

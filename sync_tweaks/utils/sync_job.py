@@ -331,18 +331,21 @@ def _micro(i: int):
 def enqueue(
 	sync_job_type: str,
 	source_document_name: str | None = None,
-	source_document_type: str | None = None,
 	operation: str | None = None,
 	context: str | dict | None = None,
 	target_document_name: str | None = None,
 	dry_run: bool | int | str = 0,
 ) -> dict:
-	"""Create and queue a job from Desk or the REST API; needs create on Sync Job and read on the source."""
+	"""Create and queue a job from Desk or the REST API.
+
+	Needs create on Sync Job, read on the source, and for a forced operation the matching
+	permission on the target (create / write / delete), since jobs write with elevated rights.
+	"""
 	frappe.has_permission("Sync Job", "create", throw=True)
-	if not frappe.db.exists("Sync Job Type", sync_job_type):
+	if not isinstance(sync_job_type, str) or not frappe.db.exists("Sync Job Type", sync_job_type):
 		frappe.throw(_("Sync Job Type {0} does not exist").format(sync_job_type), SyncJobError)
-	source_type = source_document_type or frappe.db.get_value(
-		"Sync Job Type", sync_job_type, "source_document_type"
+	source_type, target_type = frappe.db.get_value(
+		"Sync Job Type", sync_job_type, ["source_document_type", "target_document_type"]
 	)
 	if source_document_name:
 		if not frappe.db.exists(source_type, source_document_name):
@@ -355,17 +358,35 @@ def enqueue(
 				_("Not permitted to read {0} {1}").format(source_type, source_document_name),
 				frappe.PermissionError,
 			)
-	job = enqueue_sync_job(
-		sync_job_type=sync_job_type,
-		source_document_type=source_type,
-		source_document_name=source_document_name,
-		operation=operation,
-		context=context,
-		target_document_name=target_document_name,
-		dry_run=dry_run,
-		trigger_type="API" if getattr(frappe.local, "request", None) else "Manual",
+	request = parse_request(
+		sync_job_type,
+		{
+			"source_document_type": source_type,
+			"source_document_name": source_document_name,
+			"operation": operation,
+			"context": context,
+			"target_document_name": target_document_name,
+			"dry_run": dry_run,
+			"trigger_type": "API" if getattr(frappe.local, "request", None) else "Manual",
+			"queue_on_insert": True,
+		},
 	)
+	check_target_permission(target_type, request.operation, request.target_document_name)
+	job = insert_job(request)
 	return {"name": job.name, "status": job.status}
+
+
+def check_target_permission(target_type: str | None, operation: str, target_name: str | None):
+	"""A forced operation needs the caller's own permission for it on the target."""
+	if not operation or not target_type:
+		return
+	ptype = {"Insert": "create", "Update": "write", "Delete": "delete"}[operation]
+	doc = target_name if target_name and frappe.db.exists(target_type, target_name) else None
+	if not frappe.has_permission(target_type, ptype, doc=doc):
+		frappe.throw(
+			_("Not permitted to {0} {1} {2}").format(_(ptype), target_type, target_name or ""),
+			frappe.PermissionError,
+		)
 
 
 @frappe.whitelist()
