@@ -22,7 +22,9 @@ def create_demo() -> str:
 				"controller": CONTROLLER,
 			}
 		).insert()
-	todo = frappe.get_doc({"doctype": "ToDo", "description": "Try sync_tweaks: this ToDo becomes a Note"}).insert()
+	todo = frappe.get_doc(
+		{"doctype": "ToDo", "description": "Try sync_tweaks: this ToDo becomes a Note"}
+	).insert()
 	job = enqueue_sync_job(DEMO_TYPE, source_doc=todo, trigger_type="Manual")
 	frappe.db.commit()
 	return job.name

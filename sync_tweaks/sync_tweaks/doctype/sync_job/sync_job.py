@@ -342,7 +342,9 @@ def bulk_action(action: str, names: str | list) -> dict:
 def on_doctype_update():
 	"""Indexes that keep dispatch and retries flat whatever the backlog."""
 	# oldest Waiting job of a key; busy-key checks
-	frappe.db.add_index("Sync Job", ["concurrency_key", "status", "creation"], "concurrency_key_status_creation")
+	frappe.db.add_index(
+		"Sync Job", ["concurrency_key", "status", "creation"], "concurrency_key_status_creation"
+	)
 	# oldest ready jobs of a queue; Queued count per queue
 	frappe.db.add_index("Sync Job", ["status", "queue", "creation"], "status_queue_creation")
 	# failures due for retry
