@@ -66,18 +66,13 @@ def create_site(
 		conn.execute("PRAGMA journal_mode=WAL")
 		conn.execute("create table tabSingles (doctype varchar(140), field varchar(140), value text)")
 		conn.execute("create index singles_doctype_field_index on tabSingles (doctype, field)")
-		conn.execute(
-			"create table tabSeries (name varchar(100) primary key, current integer not null default 0)"
-		)
-		conn.execute(
-			"create table tabDefaultValue (name varchar(140) primary key, creation DATETIMETEXT, modified DATETIMETEXT, "
-			"parent varchar(140), parenttype varchar(140), defkey varchar(140), defvalue text)"
-		)
 	with _site_context(sites_path, site):
 		frappe.flags.in_install = "frappe"
 		_sync_doctypes()
 		for role in STANDARD_ROLES:
-			frappe.get_doc({"doctype": "Role", "role_name": role}).insert(ignore_permissions=True)
+			frappe.get_doc(
+				{"doctype": "Role", "role_name": role, "desk_access": int(role != "Guest")}
+			).insert(ignore_permissions=True)
 		for email, first_name, roles in (
 			("Administrator", "Administrator", ["Administrator", "System Manager"]),
 			("Guest", "Guest", ["Guest"]),
@@ -85,7 +80,6 @@ def create_site(
 			user = frappe.get_doc(
 				{"doctype": "User", "email": email, "first_name": first_name, "name": email}
 			)
-			user.user_type = "System User" if email == "Administrator" else "Website User"
 			for role in roles:
 				user.append("roles", {"role": role})
 			user.insert(ignore_permissions=True, set_name=email)
@@ -146,7 +140,7 @@ def migrate(sites_path, site):
 
 def _sync_doctypes():
 	"""Create/alter tables for every known DocType, refresh tabDocType rows, call on_doctype_update."""
-	from frappe.model.meta import load_doctype_module
+	from frappe.modules import load_doctype_module
 
 	clear_meta_cache()
 	for doctype in doctype_json_paths():

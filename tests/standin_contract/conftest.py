@@ -2,8 +2,8 @@
 
 When no site is initialised yet (i.e. the project's tests/conftest.py did not connect one), this starts a
 private redis-server on a free port and creates a temporary stand-in site with standin_site.create_site.
-It also provides `start_worker`, which runs a burst worker on the site's queues (stand-in worker.py;
-on a real bench it should run `bench --site SITE worker --burst`).
+It also provides `start_worker`, which runs a burst worker on the site's queues (stand-in worker.py, or
+`bench --site SITE worker --burst` on a real bench).
 """
 
 import os
@@ -74,17 +74,16 @@ def start_worker():
 	"""Run a burst worker for the current site's bench until its queues are empty."""
 
 	def run(queue="default", timeout=60):
-		env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests", "test_app")]))
-		cmd = [
-			sys.executable,
-			os.path.join(STANDIN, "worker.py"),
-			"--sites-path",
-			frappe.local.sites_path,
-			"--queue",
-			queue,
-			"--burst",
-			"--quiet",
-		]
-		return subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+		sites_path = os.path.abspath(frappe.local.sites_path)
+		if "standin" in (frappe.__file__ or ""):
+			cmd = [sys.executable, os.path.join(STANDIN, "worker.py"), "--sites-path", sites_path]
+			path = os.pathsep.join([REPO, os.path.join(REPO, "tests", "test_app")])
+			env = dict(os.environ, PYTHONPATH=path)
+		else:
+			bench = [sys.executable, "-m", "frappe.utils.bench_helper", "frappe"]
+			cmd = [*bench, "--site", frappe.local.site, "worker"]
+			env = None
+		cmd += ["--queue", queue, "--burst", "--quiet"]
+		return subprocess.run(cmd, cwd=sites_path, env=env, timeout=timeout, capture_output=True, text=True)
 
 	return run

@@ -187,15 +187,19 @@ def test_get_all_filters_order_limit():
 		"ToDo", filters=mine, fields=["status", "count(name) as total"], group_by="status", order_by="status"
 	)
 	assert [(r.status, r.total) for r in counts] == [("Cancelled", 1), ("Closed", 1), ("Open", 2)]
-	assert frappe.get_all(
+	# distinct drops order_by (db_query.build_and_run): the order is the database's
+	distinct = frappe.get_all(
 		"ToDo", filters=mine, fields=["status"], distinct=True, order_by="status", pluck="status"
-	) == [
-		"Cancelled",
-		"Closed",
-		"Open",
-	]
+	)
+	assert sorted(distinct) == ["Cancelled", "Closed", "Open"]
+	# default order is the DocType's sort_field/sort_order (ToDo: modified desc); None means unordered
+	assert frappe.get_all("ToDo", filters=mine, pluck="name") == names[::-1]
+	assert sorted(frappe.get_all("ToDo", filters=mine, order_by=None, pluck="name")) == sorted(names)
 	assert frappe.db.count("ToDo", mine) == 4
 	assert frappe.db.get_value("ToDo", {"name": ("in", names)}, "name", order_by="date asc") == names[0]
+	# db.get_value goes through frappe.qb: a bare order_by field sorts descending, the default is modified
+	assert frappe.db.get_value("ToDo", {"name": ("in", names)}, "name", order_by="date") == names[3]
+	assert frappe.db.get_value("ToDo", {"name": ("in", names)}, "name") == names[3]
 	frappe.db.delete("ToDo", {"name": ("in", names[:2])})
 	assert frappe.db.count("ToDo", mine) == 2
 
@@ -245,15 +249,22 @@ def test_delete_refuses_linked_document():
 
 
 def test_permissions_by_role():
-	frappe.get_doc(
-		{"doctype": "User", "email": "desk@example.com", "first_name": "Desk", "user_type": "System User"}
+	frappe.get_doc({"doctype": "Role", "role_name": "Contract Desk Role"}).insert()
+	# user_type is derived on save: System User only with a role that has desk access
+	desk = frappe.get_doc(
+		{
+			"doctype": "User",
+			"email": "desk@example.com",
+			"first_name": "Desk",
+			"roles": [{"role": "Contract Desk Role"}],
+		}
 	).insert()
-	frappe.get_doc(
-		{"doctype": "User", "email": "web@example.com", "first_name": "Web", "user_type": "Website User"}
+	web = frappe.get_doc(
+		{"doctype": "User", "email": "web@example.com", "first_name": "Web", "user_type": "System User"}
 	).insert()
-	assert "Desk User" in frappe.get_roles("desk@example.com") and "All" in frappe.get_roles(
-		"desk@example.com"
-	)
+	assert (desk.user_type, web.user_type) == ("System User", "Website User")
+	assert set(frappe.get_roles("desk@example.com")) == {"Contract Desk Role", "All", "Guest", "Desk User"}
+	assert sorted(frappe.get_roles("web@example.com")) == ["All", "Guest"]
 	assert frappe.get_roles("Guest") == ["Guest"]
 	assert {"Administrator", "System Manager", "Guest", "All"} <= set(frappe.get_roles("Administrator"))
 	assert frappe.has_permission("Note", "create", user="desk@example.com")
@@ -275,6 +286,7 @@ def test_log_error_and_messages():
 		"contract title",
 		"contract message",
 	)
+	frappe.db.delete("Error Log", log.name)  # MyISAM: a rollback would not remove it
 	frappe.clear_messages()
 	with pytest.raises(frappe.ValidationError):
 		frappe.throw("nope")
@@ -286,14 +298,24 @@ def test_log_error_and_messages():
 
 
 def test_singles_and_time_zone():
+	from frappe.utils import get_system_timezone
 	from pytz import timezone
 
-	tz = frappe.db.get_single_value("System Settings", "time_zone")
-	expected = datetime.datetime.now(timezone(tz)).replace(tzinfo=None)
-	assert abs((now_datetime() - expected).total_seconds()) < 5
-	assert frappe.utils.now()[:16] == str(now_datetime())[:16]
+	stored = frappe.db.get_single_value("System Settings", "time_zone")
+	# a fresh site has no zone set: Frappe falls back to Asia/Kolkata
+	assert get_system_timezone() == (stored or "Asia/Kolkata")
+	zone = "America/Sao_Paulo" if get_system_timezone() != "America/Sao_Paulo" else "Asia/Tokyo"
+	frappe.db.set_single_value("System Settings", "time_zone", zone)
+	try:
+		assert get_system_timezone() == frappe.get_doc("System Settings").time_zone == zone
+		expected = datetime.datetime.now(timezone(zone)).replace(tzinfo=None)
+		assert abs((now_datetime() - expected).total_seconds()) < 5
+		assert frappe.utils.now()[:16] == str(now_datetime())[:16]
+	finally:
+		frappe.db.set_single_value("System Settings", "time_zone", stored)
+		frappe.db.rollback()
+	assert get_system_timezone() == (stored or "Asia/Kolkata")
 	assert add_to_date("2024-01-31", months=1) == "2024-02-29"
-	assert frappe.get_doc("System Settings").time_zone == tz
 
 
 @frappe.whitelist(methods=["POST"])

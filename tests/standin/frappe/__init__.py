@@ -7,7 +7,6 @@ import functools
 import importlib
 import inspect
 import json
-import logging
 import os
 import threading
 import types
@@ -16,7 +15,6 @@ from collections.abc import Iterable
 from frappe.exceptions import *  # noqa: F403
 from frappe.exceptions import (
 	AppNotInstalledError,
-	DoesNotExistError,
 	IncorrectSitePath,
 	PermissionError,
 	ValidationError,
@@ -233,10 +231,6 @@ def log(msg):
 	local.debug_log.append(as_unicode(msg))
 
 
-def logger(module=None, with_more_info=False, allow_site=True, filter=None, max_size=None, file_count=None):
-	return logging.getLogger(module or "frappe")
-
-
 def msgprint(
 	msg,
 	title=None,
@@ -355,10 +349,6 @@ def set_user(username):
 	local.role_permissions = {}
 	local.new_doc_templates = {}
 	local.user_perms = None
-
-
-def get_user():
-	return _dict(name=local.session.user, roles=get_roles())
 
 
 def get_roles(username=None):
@@ -485,21 +475,6 @@ def get_cached_doc(*args, **kwargs):
 	return get_doc(*args, **kwargs)
 
 
-def get_cached_value(doctype, name, fieldname="name", as_dict=False):
-	return local.db.get_value(doctype, name, fieldname, as_dict=as_dict)
-
-
-def get_single(doctype):
-	return get_doc(doctype, doctype)
-
-
-def get_last_doc(doctype, filters=None, order_by="creation desc", *, for_update=False):
-	d = get_all(doctype, filters=filters, limit_page_length=1, order_by=order_by, pluck="name")
-	if d:
-		return get_doc(doctype, d[0], for_update=for_update)
-	raise DoesNotExistError
-
-
 def get_meta(doctype, cached=True):
 	import frappe.model.meta
 
@@ -512,36 +487,10 @@ def get_system_settings(key):
 	return local.db.get_single_value("System Settings", key)
 
 
-def delete_doc(
-	doctype=None,
-	name=None,
-	force=False,
-	ignore_doctypes=None,
-	for_reload=False,
-	ignore_permissions=False,
-	flags=None,
-	ignore_on_trash=False,
-	ignore_missing=True,
-	delete_permanently=False,
-):
+def delete_doc(*args, **kwargs):
 	import frappe.model.delete_doc
 
-	return frappe.model.delete_doc.delete_doc(
-		doctype,
-		name,
-		force,
-		ignore_doctypes,
-		for_reload,
-		ignore_permissions,
-		flags,
-		ignore_on_trash,
-		ignore_missing,
-		delete_permanently,
-	)
-
-
-def delete_doc_if_exists(doctype, name, force=0):
-	delete_doc(doctype, name, force=force, ignore_missing=True)
+	return frappe.model.delete_doc.delete_doc(*args, **kwargs)
 
 
 def get_module(modulename):
@@ -552,10 +501,6 @@ def scrub(txt):
 	from frappe.utils.data import cstr
 
 	return cstr(txt).replace(" ", "_").replace("-", "_").lower()
-
-
-def unscrub(txt):
-	return txt.replace("_", " ").replace("-", " ").title()
 
 
 def get_module_path(module, *joins):
@@ -569,10 +514,6 @@ def get_app_path(app_name, *joins):
 	return get_pymodule_path(app_name, *joins)
 
 
-def get_site_path(*joins):
-	return os.path.join(local.site_path, *joins)
-
-
 def get_pymodule_path(modulename, *joins):
 	if "public" not in joins:
 		joins = [scrub(part) for part in joins]
@@ -583,10 +524,6 @@ def get_pymodule_path(modulename, *joins):
 
 def get_module_list(app_name):
 	return get_file_items(get_app_path(app_name, "modules.txt"))
-
-
-def get_all_apps(with_internal_apps=True, sites_path=None):
-	return get_installed_apps()
 
 
 def get_installed_apps(*, _ensure_on_bench=False):
@@ -793,15 +730,3 @@ def enqueue_doc(*args, **kwargs):
 
 def bold(text):
 	return f"<strong>{text}</strong>"
-
-
-def safe_decode(param, encoding="utf-8", fallback_map=None):
-	return param.decode(encoding) if isinstance(param, bytes) else param
-
-
-def is_table(doctype):
-	return bool(get_meta(doctype).istable)
-
-
-def get_site_config_path():
-	return os.path.join(local.site_path, "site_config.json")

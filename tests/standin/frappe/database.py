@@ -12,6 +12,7 @@ import sqlite3
 
 import frappe
 from frappe.exceptions import ImplicitCommitError, QueryTimeoutError, TooManyWritesError
+from frappe.model import data_fieldtypes
 from frappe.utils import CallbackManager, cint, cstr, flt, get_datetime, getdate, now
 
 BUSY_TIMEOUT_SECONDS = 60
@@ -42,22 +43,6 @@ VARCHAR_TYPES = {
 	"Icon",
 	"Phone",
 	"Autocomplete",
-}
-TEXT_TYPES = {
-	"Small Text",
-	"Long Text",
-	"Code",
-	"Text Editor",
-	"Markdown Editor",
-	"HTML Editor",
-	"Text",
-	"Password",
-	"Attach",
-	"Attach Image",
-	"Signature",
-	"Barcode",
-	"Geolocation",
-	"JSON",
 }
 VARCHAR_LEN = 140
 NOT_NULL_NUMERIC = {"Check", "Int", "Currency", "Float", "Percent"}
@@ -96,7 +81,7 @@ def column_definition(df):
 	if ft in NOT_NULL_NUMERIC:
 		default = cint(df.default) if ft in ("Check", "Int") else flt(df.default)
 		col += f" NOT NULL DEFAULT {default}"
-	elif df.default and not cstr(df.default).startswith(":") and ft not in TEXT_TYPES and ft in VARCHAR_TYPES:
+	elif df.default and not cstr(df.default).startswith(":") and ft in VARCHAR_TYPES:
 		col += " DEFAULT " + escape(df.default)
 	return col
 
@@ -168,10 +153,23 @@ class Filters:
 		self.ifnull = ifnull
 		self.params = []
 
-	def build(self, filters):
+	def where(self, filters, or_filters=None):
+		"""` where …` and-ing `filters` and one or-group of `or_filters` (like db_query), or ''."""
+		conds = self.conditions(filters)
+		if or_filters:
+			items = or_filters.items() if isinstance(or_filters, dict) else or_filters
+			ors = [
+				c
+				for item in items
+				for c in self.conditions(dict([item]) if isinstance(or_filters, dict) else [item])
+			]
+			conds.append("(" + " or ".join(ors) + ")")
+		return (" where " + " and ".join(conds)) if conds else ""
+
+	def conditions(self, filters):
 		conds = []
 		if filters is None or filters == {} or filters == []:
-			return ""
+			return conds
 		if isinstance(filters, str | int):
 			filters = {"name": filters}
 		if isinstance(filters, dict):
@@ -189,7 +187,7 @@ class Filters:
 				conds.append(self.condition(self.doctype, "name", "in", list(filters)))
 			for f in filters:
 				if isinstance(f, dict):
-					conds.append(self.build(f)[7:])
+					conds.extend(self.conditions(f))
 				elif isinstance(f, list | tuple):
 					if len(f) == 3:
 						conds.append(self.condition(self.doctype, f[0], f[1], f[2]))
@@ -197,8 +195,7 @@ class Filters:
 						conds.append(self.condition(f[0], f[1], f[2], f[3]))
 					elif len(f) == 2:
 						conds.append(self.condition(self.doctype, f[0], "=", f[1]))
-		conds = [c for c in conds if c]
-		return (" where " + " and ".join(conds)) if conds else ""
+		return [c for c in conds if c]
 
 	def condition(self, doctype, fieldname, operator, value):
 		operator = str(operator).lower().strip()
@@ -289,6 +286,15 @@ class Filters:
 		return f"{column} {op} {self._p(df, value)}"
 
 
+def qb_order_by(order_by):
+	"""`order_by` as frappe.qb reads it: comma-separated fields, descending unless marked asc."""
+	out = []
+	for declaration in (order_by or "").split(","):
+		if parts := declaration.split():
+			out.append(f"{parts[0]} {'asc' if parts[1:] and parts[1].lower() == 'asc' else 'desc'}")
+	return ", ".join(out)
+
+
 def build_fields(doctype, fields):
 	if fields in ("*", ["*"]):
 		return "*"
@@ -321,6 +327,7 @@ class Database:
 		self.transaction_writes = 0
 		self.auto_commit_on_many_writes = False
 		self.in_write = False
+		self.non_transactional = {}
 		self.before_commit = CallbackManager()
 		self.after_commit = CallbackManager()
 		self.before_rollback = CallbackManager()
@@ -341,9 +348,7 @@ class Database:
 
 	def close(self):
 		if self._conn:
-			if self.in_write:
-				self._conn.execute("ROLLBACK")
-				self.in_write = False
+			self._end_transaction("ROLLBACK")
 			self._conn.close()
 			self._conn = None
 			self._cursor = None
@@ -353,11 +358,11 @@ class Database:
 			self._execute("BEGIN IMMEDIATE")
 			self.in_write = True
 
-	def _execute(self, query, values=()):
+	def _execute(self, query, values=(), *, many=False):
 		if not self._conn:
 			self.connect()
 		try:
-			return self._cursor.execute(query, values)
+			return (self._cursor.executemany if many else self._cursor.execute)(query, values)
 		except sqlite3.OperationalError as e:
 			if "locked" in str(e) or "busy" in str(e):
 				raise QueryTimeoutError(e) from e
@@ -365,6 +370,23 @@ class Database:
 
 	def begin(self, *, read_only=False):
 		pass
+
+	def _count_writes(self, count=1):
+		"""Open the write transaction and count its writes against MAX_WRITES_PER_TRANSACTION."""
+		self._begin_write()
+		self.transaction_writes += count
+		if self.transaction_writes > self.MAX_WRITES_PER_TRANSACTION:
+			if not self.auto_commit_on_many_writes:
+				raise TooManyWritesError("Too many changes to database in single action.")
+			self.commit()
+			self._begin_write()
+
+	def insert_rows(self, table, columns, rows, verb="insert"):
+		"""INSERT (or `insert or ignore`/`insert or replace`) rows of values for `columns` into a table."""
+		if rows := list(rows):
+			self._count_writes(len(rows))
+			names, marks = ", ".join(f"`{c}`" for c in columns), ", ".join("?" * len(columns))
+			self._execute(f"{verb} into `{table}` ({names}) values ({marks})", rows, many=True)
 
 	@staticmethod
 	def _translate(query, values):
@@ -411,10 +433,7 @@ class Database:
 		word = query.split(None, 1)[0].lower() if query else ""
 		rest = query[len(word) :].strip().lower()
 		if word in ("commit", "rollback") and not rest:
-			if self.in_write:
-				self._execute(word.upper())
-				self.in_write = False
-			self.transaction_writes = 0
+			self._end_transaction(word.upper())
 			return ()
 		if word == "rollback" or word == "release":
 			return self._execute(query) and () if self.in_write else ()
@@ -426,16 +445,10 @@ class Database:
 			query = "delete from " + query.split(None, 1)[1].replace("table ", "", 1)
 		if auto_commit:
 			self.commit()
-		if word in ("insert", "update", "delete", "replace", "savepoint"):
+		if word == "savepoint":
 			self._begin_write()
-			if word != "savepoint":
-				self.transaction_writes += 1
-				if self.transaction_writes > self.MAX_WRITES_PER_TRANSACTION:
-					if self.auto_commit_on_many_writes:
-						self.commit()
-						self._begin_write()
-					else:
-						raise TooManyWritesError("Too many changes to database in single action.")
+		elif word in ("insert", "update", "delete", "replace"):
+			self._count_writes()
 		elif word in ("select", "with") and _FOR_UPDATE.search(query):
 			query = _FOR_UPDATE.sub("", query)
 			self._begin_write()
@@ -482,34 +495,54 @@ class Database:
 		self.before_rollback.reset()
 		self.after_rollback.reset()
 		self.before_commit.run()
-		if self.in_write:
-			self._execute("COMMIT")
-			self.in_write = False
-		self.transaction_writes = 0
+		self._end_transaction("COMMIT")
 		self.after_commit.run()
 
 	def rollback(self, *, save_point=None):
 		"""Rollback (to a savepoint: only data, no callbacks, like Frappe)."""
 		if save_point:
 			if self.in_write:
+				kept = self._non_transactional_rows()
 				self._execute(f"ROLLBACK TO SAVEPOINT {save_point}")
+				self._restore(kept)
 			return
 		self.before_commit.reset()
 		self.after_commit.reset()
 		self.before_rollback.run()
+		self._end_transaction("ROLLBACK")
+		self.after_rollback.run()
+
+	def _end_transaction(self, verb):
+		"""COMMIT or ROLLBACK; rows of MyISAM tables (Error Log) survive a ROLLBACK, as in MariaDB."""
+		kept = self._non_transactional_rows() if verb == "ROLLBACK" and self.in_write else []
 		if self.in_write:
-			self._execute("ROLLBACK")
+			self._execute(verb)
 			self.in_write = False
 		self.transaction_writes = 0
-		self.after_rollback.run()
+		self.non_transactional.clear()
+		if kept:
+			self._restore(kept)
+			self._execute("COMMIT")
+			self.in_write, self.transaction_writes = False, 0
+
+	def _non_transactional_rows(self):
+		"""Current rows of the MyISAM-table names inserted in this transaction (see Document.db_insert)."""
+		rows = []
+		for table, names in self.non_transactional.items():
+			cursor = self._execute(
+				f"select * from `{table}` where name in ({', '.join('?' * len(names))})", [*names]
+			)
+			if found := cursor.fetchall():
+				rows.append((table, [c[0] for c in cursor.description], found))
+		return rows
+
+	def _restore(self, kept):
+		for table, columns, rows in kept:
+			self.insert_rows(table, columns, rows, "insert or replace")
 
 	def savepoint(self, save_point):
 		self._begin_write()
 		self._execute(f"SAVEPOINT {save_point}")
-
-	def release_savepoint(self, save_point):
-		if self.in_write:
-			self._execute(f"RELEASE SAVEPOINT {save_point}")
 
 	# error classification
 
@@ -520,10 +553,6 @@ class Database:
 	@staticmethod
 	def is_unique_key_violation(e):
 		return isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e) and not str(e).endswith(".name")
-
-	@staticmethod
-	def is_duplicate_entry(e):
-		return isinstance(e, sqlite3.IntegrityError) and "UNIQUE" in str(e)
 
 	@staticmethod
 	def is_deadlocked(e):
@@ -548,14 +577,6 @@ class Database:
 	def escape(s, percent=True):
 		return escape(s, percent)
 
-	@staticmethod
-	def format_date(date):
-		return getdate(date).strftime("%Y-%m-%d")
-
-	@staticmethod
-	def format_datetime(dt):
-		return get_datetime(dt).strftime("%Y-%m-%d %H:%M:%S.%f") if dt else FALLBACK_DATETIME
-
 	# reads
 
 	def _select(
@@ -564,6 +585,7 @@ class Database:
 		fields,
 		filters,
 		*,
+		or_filters=None,
 		order_by=None,
 		limit=None,
 		offset=None,
@@ -573,23 +595,17 @@ class Database:
 		as_dict=False,
 		pluck=False,
 		ifnull=False,
-		extra_where=None,
 	):
+		"""Run one SELECT on a doctype's table: rows as tuples, _dicts or plucked first values."""
 		f = Filters(doctype, ifnull=ifnull)
-		where = f.build(filters)
-		if extra_where:
-			where = (where + " and " if where else " where ") + extra_where
+		where = f.where(filters, or_filters)
 		query = f"select {'distinct ' if distinct else ''}{build_fields(doctype, fields)} from `{get_table_name(doctype)}`{where}"
 		if group_by:
 			query += f" group by {group_by}"
 		if order_by:
 			query += f" order by {order_by}"
-		if limit:
-			query += f" limit {cint(limit)}"
-			if offset:
-				query += f" offset {cint(offset)}"
-		elif offset:
-			query += f" limit -1 offset {cint(offset)}"
+		if cint(limit) or offset:
+			query += f" limit {cint(limit) or -1}" + (f" offset {cint(offset)}" if offset else "")
 		if for_update:
 			self._begin_write()
 		self._execute(query, f.params)
@@ -676,14 +692,12 @@ class Database:
 			if not filters:
 				return {}
 		if (filters is not None) and (filters != doctype or doctype == "DocType"):
-			if order_by == DefaultOrderBy:
-				order_by = "`modified` desc"
 			try:
 				out = self._select(
 					doctype,
 					fields,
 					filters,
-					order_by=order_by,
+					order_by=qb_order_by("modified" if order_by == DefaultOrderBy else order_by),
 					limit=limit,
 					for_update=for_update,
 					distinct=distinct,
@@ -774,14 +788,9 @@ class Database:
 		to_update = self._get_update_dict(
 			fieldname, value, modified=modified, modified_by=modified_by, update_modified=update_modified
 		)
-		self._begin_write()
-		for key, val in to_update.items():
-			self.sql("delete from tabSingles where doctype = %s and field = %s", (doctype, key))
-			if isinstance(val, bool):
-				val = int(val)
-			self.sql(
-				"insert into tabSingles (doctype, field, value) values (%s, %s, %s)", (doctype, key, val)
-			)
+		self.sql("delete from tabSingles where doctype = %s and field in %s", (doctype, list(to_update)))
+		rows = [(doctype, key, int(val) if isinstance(val, bool) else val) for key, val in to_update.items()]
+		self.insert_rows("tabSingles", ("doctype", "field", "value"), rows)
 		self.value_cache.pop(doctype, None)
 
 	@staticmethod
@@ -815,11 +824,10 @@ class Database:
 		)
 		meta = frappe.get_meta(dt)
 		f = Filters(dt)
-		where = f.build(dn)
+		where = f.where(dn)
 		sets = ", ".join(f"`{k}` = ?" for k in to_update)
-		values = [normalize_value(meta.get_field(k) or _std_df(k), v) for k, v in to_update.items()]
-		self._begin_write()
-		self.transaction_writes += 1
+		values = [normalize_value(meta.get_field(k) or std_field(k), v) for k, v in to_update.items()]
+		self._count_writes()
 		self._execute(f"update `{get_table_name(dt)}` set {sets}{where}", values + f.params)
 		self.value_cache.pop(dt, None)
 		# like Frappe 15: a name clears that document's cache, filters clear the whole doctype's
@@ -835,64 +843,25 @@ class Database:
 
 	def count(self, dt, filters=None, debug=False, cache=False, distinct=True):
 		f = Filters(dt)
-		where = f.build(filters)
+		where = f.where(filters)
 		return self._execute(f"select count(*) from `{get_table_name(dt)}`{where}", f.params).fetchone()[0]
 
 	def delete(self, doctype, filters=None, debug=False, **kwargs):
 		"""DELETE rows matching filters (all rows without filters), no hooks."""
 		filters = filters or kwargs.get("conditions")
 		f = Filters(doctype)
-		where = f.build(filters)
-		self._begin_write()
-		self.transaction_writes += 1
+		where = f.where(filters)
+		self._count_writes()
 		self._execute(f"delete from `{get_table_name(doctype)}`{where}", f.params)
 
 	def truncate(self, doctype):
 		self.sql_ddl(f"truncate `{get_table_name(doctype)}`")
 
 	def bulk_insert(self, doctype, fields, values, ignore_duplicates=False, *, chunk_size=10_000):
-		cols = ", ".join(f"`{f}`" for f in fields)
-		marks = ", ".join("?" * len(fields))
 		verb = "insert or ignore" if ignore_duplicates else "insert"
-		rows = list(values)
-		if not rows:
-			return
-		self._begin_write()
-		self.transaction_writes += len(rows)
-		self._conn.executemany(f"{verb} into `{get_table_name(doctype)}` ({cols}) values ({marks})", rows)
+		self.insert_rows(get_table_name(doctype), fields, values, verb)
 
 	# defaults
-
-	def get_default(self, key, parent="__default"):
-		d = self.get_defaults(key, parent)
-		return isinstance(d, list) and d[0] or d
-
-	def get_defaults(self, key=None, parent="__default"):
-		rows = self.sql(
-			"select defkey, defvalue from tabDefaultValue where parent = %s order by creation", (parent,)
-		)
-		out = {}
-		for k, v in rows:
-			if k in out:
-				out[k] = out[k] if isinstance(out[k], list) else [out[k]]
-				out[k].append(v)
-			else:
-				out[k] = v
-		return out.get(key) if key else out
-
-	def set_default(self, key, val, parent="__default", parenttype=None):
-		self.sql("delete from tabDefaultValue where defkey = %s and parent = %s", (key, parent))
-		if val is not None:
-			self.sql(
-				"insert into tabDefaultValue (name, parent, parenttype, defkey, defvalue, creation, modified) values (%s, %s, %s, %s, %s, %s, %s)",
-				(frappe.generate_hash(length=10), parent, parenttype, key, val, now(), now()),
-			)
-
-	def set_global(self, key, val, user="__global"):
-		self.set_default(key, val, user)
-
-	def get_global(self, key, user="__global"):
-		return self.get_default(key, user)
 
 	# schema
 
@@ -906,15 +875,6 @@ class Database:
 
 	def get_db_table_columns(self, table):
 		return [r[1] for r in self._execute(f"pragma table_info(`{table}`)").fetchall()]
-
-	def get_table_columns(self, doctype):
-		columns = self.get_db_table_columns(get_table_name(doctype))
-		if not columns:
-			raise frappe.DoesNotExistError(f"Table tab{doctype} missing")
-		return columns
-
-	def has_column(self, doctype, column):
-		return column in self.get_table_columns(doctype)
 
 	def has_index(self, table_name, index_name):
 		return bool(
@@ -966,7 +926,7 @@ class Database:
 			for c in ("_user_tags", "_comments", "_assign", "_liked_by"):
 				columns[c] = "TEXT"
 		for df in meta.fields:
-			if df.fieldtype in VARCHAR_TYPES or df.fieldtype in TEXT_TYPES or df.fieldtype in COLUMN_TYPES:
+			if df.fieldtype in data_fieldtypes:
 				columns[df.fieldname] = column_definition(df)
 		self.commit()
 		existing = self.get_db_table_columns(table)
@@ -988,7 +948,8 @@ class Database:
 				self.add_unique(meta.name, [df.fieldname], df.fieldname)
 
 
-def _std_df(fieldname):
+def std_field(fieldname):
+	"""The DocField of a standard column that needs conversion (creation, modified), or None."""
 	if fieldname in ("creation", "modified"):
 		return frappe._dict(fieldname=fieldname, fieldtype="Datetime")
 	return None

@@ -1,20 +1,8 @@
-"""Frappe's exception classes with the same names, bases and HTTP status codes."""
-
-
-class SiteNotSpecifiedError(Exception):
-	pass
+"""The Frappe exception classes the app and the stand-in use: same names, bases and HTTP status codes."""
 
 
 class ValidationError(Exception):
 	http_status_code = 417
-
-
-class AuthenticationError(Exception):
-	http_status_code = 401
-
-
-class SessionExpired(Exception):
-	http_status_code = 401
 
 
 class PermissionError(Exception):  # noqa: A001
@@ -25,137 +13,54 @@ class DoesNotExistError(ValidationError):
 	http_status_code = 404
 
 
-class PageDoesNotExistError(ValidationError):
-	http_status_code = 404
-
-
 class NameError(Exception):  # noqa: A001
 	http_status_code = 409
-
-
-class TooManyRequestsError(Exception):
-	http_status_code = 429
-
-
-class CSRFTokenError(Exception):
-	http_status_code = 400
-
-
-class DuplicateEntryError(NameError):
-	pass
-
-
-class DataError(ValidationError):
-	pass
-
-
-class InvalidStatusError(ValidationError):
-	pass
-
-
-class MandatoryError(ValidationError):
-	pass
-
-
-class NonNegativeError(ValidationError):
-	pass
-
-
-class RateLimitExceededError(ValidationError):
-	http_status_code = 429
-
-
-class CannotChangeConstantError(ValidationError):
-	pass
-
-
-class CharacterLengthExceededError(ValidationError):
-	pass
-
-
-class UpdateAfterSubmitError(ValidationError):
-	pass
-
-
-class LinkValidationError(ValidationError):
-	pass
-
-
-class CancelledLinkError(LinkValidationError):
-	pass
-
-
-class DocstatusTransitionError(ValidationError):
-	pass
-
-
-class TimestampMismatchError(ValidationError):
-	pass
-
-
-class EmptyTableError(ValidationError):
-	pass
-
-
-class LinkExistsError(ValidationError):
-	pass
-
-
-class InvalidEmailAddressError(ValidationError):
-	pass
-
-
-class InvalidNameError(ValidationError):
-	pass
-
-
-class UniqueValidationError(ValidationError):
-	pass
-
-
-class AppNotInstalledError(ValidationError):
-	pass
 
 
 class IncorrectSitePath(Exception):
 	http_status_code = 404
 
 
-class ImplicitCommitError(ValidationError):
-	pass
+class SiteNotSpecifiedError(Exception): ...
 
 
-class RetryBackgroundJobError(Exception):
-	pass
+class DuplicateEntryError(NameError): ...
 
 
-class DocumentLockedError(ValidationError):
-	pass
+class MandatoryError(ValidationError): ...
 
 
-class InvalidColumnName(ValidationError):
-	pass
+class CharacterLengthExceededError(ValidationError): ...
 
 
-class QueryTimeoutError(Exception):
-	pass
+class LinkValidationError(ValidationError): ...
 
 
-class QueryDeadlockError(Exception):
-	pass
+class DocstatusTransitionError(ValidationError): ...
 
 
-class InReadOnlyMode(ValidationError):
-	http_status_code = 503
+class TimestampMismatchError(ValidationError): ...
 
 
-class TooManyWritesError(Exception):
-	pass
+class LinkExistsError(ValidationError): ...
 
 
-class DocumentAlreadyRestored(ValidationError):
-	pass
+class InvalidEmailAddressError(ValidationError): ...
 
 
-class CommandFailedError(Exception):
-	pass
+class UniqueValidationError(ValidationError): ...
+
+
+class AppNotInstalledError(ValidationError): ...
+
+
+class ImplicitCommitError(ValidationError): ...
+
+
+class RetryBackgroundJobError(Exception): ...
+
+
+class QueryTimeoutError(Exception): ...
+
+
+class TooManyWritesError(Exception): ...

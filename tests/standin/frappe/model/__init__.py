@@ -37,19 +37,6 @@ data_fieldtypes = (
 	"JSON",
 )
 float_like_fields = {"Float", "Currency", "Percent"}
-datetime_fields = {"Datetime", "Date", "Time"}
-no_value_fields = (
-	"Section Break",
-	"Column Break",
-	"Tab Break",
-	"HTML",
-	"Table",
-	"Table MultiSelect",
-	"Button",
-	"Image",
-	"Fold",
-	"Heading",
-)
 default_fields = ("doctype", "name", "owner", "creation", "modified", "modified_by", "docstatus", "idx")
 child_table_fields = ("parent", "parentfield", "parenttype")
 optional_fields = ("_user_tags", "_comments", "_assign", "_liked_by", "_seen")

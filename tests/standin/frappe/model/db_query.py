@@ -4,6 +4,8 @@ import frappe
 from frappe import _
 from frappe.database import DefaultOrderBy, get_table_name
 
+AGGREGATES = ("count(", "min(", "max(", "sum(", "avg(")
+
 
 class DatabaseQuery:
 	def __init__(self, doctype, user=None):
@@ -68,85 +70,37 @@ class DatabaseQuery:
 			limit_page_length = page_length
 		if limit:
 			limit_page_length = limit
-		meta = frappe.get_meta(self.doctype)
-		if order_by == DefaultOrderBy:
-			sort_field = meta.get("sort_field") or "modified"
-			sort_order = meta.get("sort_order") or "desc"
-			order_by = f"`{get_table_name(self.doctype)}`.`{sort_field}` {sort_order}"
-		if group_by and order_by and "modified" in order_by and not any("modified" in f for f in fields):
-			order_by = None
-		extra = None
-		if or_filters:
-			from frappe.database import Filters
-
-			parts = []
-			f = Filters(self.doctype, ifnull=not ignore_ifnull)
-			items = or_filters.items() if isinstance(or_filters, dict) else or_filters
-			for item in items:
-				where = f.build(dict([item]) if isinstance(or_filters, dict) else [item])
-				parts.append(where[7:])
-			extra = "(" + " or ".join(parts) + ")"
-			extra_params = f.params
-		rows = self._run(
+		rows = frappe.db._select(
+			self.doctype,
 			fields,
 			filters,
-			extra,
-			extra_params if or_filters else [],
-			order_by=order_by,
+			or_filters=or_filters,
+			order_by=None if distinct else self._order_by(order_by, fields, group_by),
 			limit=limit_page_length,
 			offset=limit_start,
 			group_by=group_by,
 			distinct=distinct,
 			ifnull=not ignore_ifnull,
-			as_list=as_list or bool(pluck),
+			as_dict=not as_list or pluck,
 		)
 		if pluck:
-			return [r[0] for r in rows]
+			return [r[pluck] for r in rows]
 		if as_list:
-			return tuple(tuple(r) for r in rows)
+			return tuple(rows)
 		if update:
 			for r in rows:
 				r.update(update)
 		return rows
 
-	def _run(
-		self,
-		fields,
-		filters,
-		extra,
-		extra_params,
-		*,
-		order_by,
-		limit,
-		offset,
-		group_by,
-		distinct,
-		ifnull,
-		as_list,
-	):
-		from frappe.database import Filters, build_fields
-
-		f = Filters(self.doctype, ifnull=ifnull)
-		where = f.build(filters)
-		params = list(f.params)
-		if extra:
-			where = (where + " and " if where else " where ") + extra
-			params += extra_params
-		query = f"select {'distinct ' if distinct else ''}{build_fields(self.doctype, fields)} from `{get_table_name(self.doctype)}`{where}"
-		if group_by:
-			query += f" group by {group_by}"
-		if order_by:
-			query += f" order by {order_by}"
-		if frappe.utils.cint(limit):
-			query += f" limit {frappe.utils.cint(limit)}"
-			if offset:
-				query += f" offset {frappe.utils.cint(offset)}"
-		elif offset:
-			query += f" limit -1 offset {frappe.utils.cint(offset)}"
-		db = frappe.db
-		db._execute(query, params)
-		rows = db._cursor.fetchall()
-		if as_list:
-			return [list(r) for r in rows]
-		keys = [c[0] for c in db._cursor.description]
-		return [frappe._dict(zip(keys, r, strict=False)) for r in rows]
+	def _order_by(self, order_by, fields, group_by):
+		"""db_query.set_order_by: the DocType's sort, except for an aggregate without group by."""
+		if order_by != DefaultOrderBy:
+			return order_by
+		if len(fields) == 1 and not group_by and str(fields[0]).lower().startswith(AGGREGATES):
+			return None
+		meta = frappe.get_meta(self.doctype)
+		table = get_table_name(self.doctype)
+		if meta.get("sort_field") and "," in meta.sort_field:
+			return ", ".join(f"`{table}`.`{f.split()[0]}` {f.split()[1]}" for f in meta.sort_field.split(","))
+		sort_order = (meta.get("sort_field") and meta.get("sort_order")) or "desc"
+		return f"`{table}`.`{meta.get('sort_field') or 'modified'}` {sort_order}"

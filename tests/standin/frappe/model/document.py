@@ -1,42 +1,44 @@
 """`frappe.model.document`: Document with Frappe 15's load/insert/save/db_set semantics and hook order."""
 
 import functools
+import operator
 import re
 import weakref
 
 import frappe
 from frappe import _
-from frappe.database import VARCHAR_TYPES, get_table_name, normalize_value
+from frappe.database import VARCHAR_TYPES, get_table_name, normalize_value, std_field
 from frappe.model import child_table_fields, default_fields, float_like_fields, optional_fields, table_fields
 from frappe.model.docstatus import DocStatus
 from frappe.model.naming import set_new_name, validate_name
-from frappe.utils import cint, cstr, flt, get_datetime, getdate, now, nowdate, strip_html
+from frappe.utils import cint, cstr, flt, now, nowdate, strip_html
 
 _controllers = {}
+CORE_CONTROLLERS = {"User": "frappe.core.doctype.user.user.User"}
 EMAIL_PATTERN = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 def get_controller(doctype):
-	"""Controller class: `{app}.{module}.doctype.{dt}.{dt}.{DocType}` or Document for core doctypes."""
+	"""Controller class: `{app}.{module}.doctype.{dt}.{dt}.{DocType}`, or Document for custom doctypes
+	and core doctypes the stand-in has no controller for."""
 	override = frappe.get_hooks("override_doctype_class", {}).get(doctype)
 	key = (doctype, tuple(override or ()), tuple(frappe.get_installed_apps()))
 	if key in _controllers:
 		return _controllers[key]
-	if override:
-		cls = frappe.get_attr(override[-1])
+	meta = frappe.get_meta(doctype)
+	app = (frappe.local.module_app or {}).get(frappe.scrub(meta.module))
+	if override or doctype in CORE_CONTROLLERS:
+		cls = frappe.get_attr(override[-1] if override else CORE_CONTROLLERS[doctype])
+	elif meta.custom or app in (None, "frappe"):
+		cls = Document
 	else:
-		meta = frappe.get_meta(doctype)
-		app = (frappe.local.module_app or {}).get(frappe.scrub(meta.module))
-		if meta.custom or app in (None, "frappe"):
-			cls = Document
-		else:
-			module = frappe.get_module(
-				f"{app}.{frappe.scrub(meta.module)}.doctype.{frappe.scrub(doctype)}.{frappe.scrub(doctype)}"
-			)
-			classname = doctype.replace(" ", "").replace("-", "")
-			cls = getattr(module, classname, None)
-			if cls is None:
-				raise ImportError(f"{doctype}: {classname} does not exist in module {module.__name__}")
+		from frappe.modules import load_doctype_module
+
+		module = load_doctype_module(doctype)
+		classname = doctype.replace(" ", "").replace("-", "")
+		cls = getattr(module, classname, None)
+		if cls is None:
+			raise ImportError(f"{doctype}: {classname} does not exist in module {module.__name__}")
 	_controllers[key] = cls
 	return cls
 
@@ -96,7 +98,8 @@ def new_doc(doctype, *, parent_doc=None, parentfield=None, as_dict=False):
 	return values
 
 
-def _filter(data, filters, limit=None):
+def filter_rows(data, filters, limit=None):
+	"""Rows matching `{field: value or (operator, value)}`, like BaseDocument.get with filters."""
 	out = []
 	for d in data:
 		if all(
@@ -109,16 +112,19 @@ def _filter(data, filters, limit=None):
 	return out
 
 
+_ROW_OPERATORS = {
+	"=": operator.eq,
+	"!=": operator.ne,
+	"in": lambda value, target: value in target,
+	"not in": lambda value, target: value not in target,
+	">": lambda value, target: value is not None and value > target,
+	"<": lambda value, target: value is not None and value < target,
+}
+
+
 def _match(value, cond):
-	op, target = cond[0], cond[1]
-	return {
-		"=": value == target,
-		"!=": value != target,
-		"in": value in target,
-		"not in": value not in target,
-		">": value is not None and value > target,
-		"<": value is not None and value < target,
-	}.get(op, False)
+	compare = _ROW_OPERATORS.get(cond[0])
+	return bool(compare and compare(value, cond[1]))
 
 
 class BaseDocument:
@@ -176,18 +182,15 @@ class BaseDocument:
 
 	def get(self, key, filters=None, limit=None, default=None):
 		if isinstance(key, dict):
-			return _filter(self.get_all_children(), key, limit=limit)
+			return filter_rows(self.get_all_children(), key, limit=limit)
 		if filters:
 			if isinstance(filters, dict):
-				return _filter(self.__dict__.get(key, []), filters, limit=limit)
+				return filter_rows(self.__dict__.get(key, []), filters, limit=limit)
 			default = filters
 		value = self.__dict__.get(key, default)
 		if limit and isinstance(value, list | tuple) and len(value) > limit:
 			value = value[:limit]
 		return value
-
-	def getone(self, key, filters=None):
-		return self.get(key, filters=filters, limit=1)[0]
 
 	def set(self, key, value, as_value=False):
 		if key in self._reserved_keywords:
@@ -198,9 +201,6 @@ class BaseDocument:
 				self.extend(key, value)
 			return
 		self.__dict__[key] = value
-
-	def delete_key(self, key):
-		self.__dict__.pop(key, None)
 
 	def append(self, key, value=None):
 		if value is None:
@@ -248,10 +248,6 @@ class BaseDocument:
 
 	def get_table_field_doctype(self, fieldname):
 		return self.meta.get_field(fieldname).options
-
-	def get_parentfield_of_doctype(self, doctype):
-		fieldname = [df.fieldname for df in self.meta.get_table_fields() if df.options == doctype]
-		return fieldname[0] if fieldname else None
 
 	def get_valid_columns(self):
 		return self.meta.get_valid_columns()
@@ -348,7 +344,7 @@ class BaseDocument:
 
 	def _db_values(self):
 		d = self.get_valid_dict(convert_dates_to_str=False, ignore_virtual=True)
-		return {k: normalize_value(self.meta.get_field(k) or _std_field(k), v) for k, v in d.items()}
+		return {k: normalize_value(self.meta.get_field(k) or std_field(k), v) for k, v in d.items()}
 
 	def db_insert(self, ignore_if_duplicate=False):
 		"""INSERT the row (valid columns only); PK clash -> DuplicateEntryError."""
@@ -358,12 +354,8 @@ class BaseDocument:
 			self.creation = self.modified = now()
 			self.owner = self.modified_by = frappe.session.user
 		d = self._db_values()
-		columns = ", ".join(f"`{c}`" for c in d)
 		try:
-			frappe.db.sql(
-				f"insert into `{get_table_name(self.doctype)}` ({columns}) values ({', '.join(['%s'] * len(d))})",
-				list(d.values()),
-			)
+			frappe.db.insert_rows(get_table_name(self.doctype), list(d), [list(d.values())])
 		except Exception as e:
 			if frappe.db.is_primary_key_violation(e):
 				if self.meta.autoname == "hash":
@@ -384,6 +376,8 @@ class BaseDocument:
 				self.show_unique_validation_message(e)
 			else:
 				raise
+		if self.meta.get("engine") == "MyISAM":
+			frappe.db.non_transactional.setdefault(get_table_name(self.doctype), set()).add(self.name)
 		self.set("__islocal", False)
 
 	def db_update(self):
@@ -401,12 +395,6 @@ class BaseDocument:
 			if frappe.db.is_unique_key_violation(e):
 				self.show_unique_validation_message(e)
 			raise
-
-	def db_update_all(self):
-		self.db_update()
-		for fieldname in self._table_fieldnames:
-			for doc in self.get(fieldname):
-				doc.db_update()
 
 	def show_unique_validation_message(self, e):
 		fieldname = str(e).rsplit(".", 1)[-1]
@@ -555,12 +543,6 @@ class BaseDocument:
 		return self.get(fieldname)
 
 
-def _std_field(fieldname):
-	if fieldname in ("creation", "modified"):
-		return frappe._dict(fieldname=fieldname, fieldtype="Datetime")
-	return None
-
-
 class Document(BaseDocument):
 	"""All controllers inherit from `Document`."""
 
@@ -626,11 +608,6 @@ class Document(BaseDocument):
 
 	def reload(self):
 		return self.load_from_db()
-
-	def get_latest(self):
-		if not getattr(self, "_doc_before_save", None):
-			self.load_doc_before_save()
-		return self._doc_before_save
 
 	def check_permission(self, permtype="read", permlevel=None):
 		if not self.has_permission(permtype):
@@ -750,20 +727,6 @@ class Document(BaseDocument):
 	def get_doc_before_save(self):
 		return getattr(self, "_doc_before_save", None)
 
-	def has_value_changed(self, fieldname):
-		import datetime
-
-		previous = self.get_doc_before_save()
-		if not previous:
-			return True
-		previous_value = previous.get(fieldname)
-		current_value = self.get(fieldname)
-		if isinstance(previous_value, datetime.datetime):
-			current_value = get_datetime(current_value)
-		elif isinstance(previous_value, datetime.date):
-			current_value = getdate(current_value)
-		return previous_value != current_value
-
 	def set_new_name(self, force=False, set_name=None, set_child_names=True):
 		if self.flags.name_set and not force:
 			return
@@ -781,9 +744,6 @@ class Document(BaseDocument):
 				set_new_name(d)
 		self.flags.name_set = True
 
-	def get_title(self):
-		return self.get(self.meta.get_title_field()) or ""
-
 	def set_title_field(self):
 		if self.meta.get("title_field") == "title":
 			df = self.meta.get_field("title")
@@ -797,15 +757,9 @@ class Document(BaseDocument):
 
 	def update_single(self, d):
 		frappe.db.delete("Singles", {"doctype": self.doctype})
-		meta = self.meta
-		for field, value in d.items():
-			if field != "doctype":
-				value = normalize_value(meta.get_field(field) or _std_field(field), value)
-				frappe.db.sql(
-					"insert into `tabSingles` (doctype, field, value) values (%s, %s, %s)",
-					(self.doctype, field, value),
-				)
-		frappe.db.value_cache.pop(self.doctype, None)
+		values = {f: normalize_value(self.meta.get_field(f) or std_field(f), v) for f, v in d.items()}
+		values.pop("doctype", None)
+		frappe.db.set_single_value(self.doctype, values, update_modified=False)
 
 	def set_user_and_timestamp(self):
 		self._original_modified = self.modified
@@ -1090,9 +1044,6 @@ class Document(BaseDocument):
 			self.notify_update()
 		if commit:
 			frappe.db.commit()
-
-	def db_get(self, fieldname):
-		return frappe.db.get_value(self.doctype, self.name, fieldname)
 
 	def delete(self, ignore_permissions=False, force=False, *, delete_permanently=False):
 		return frappe.delete_doc(

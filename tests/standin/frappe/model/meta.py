@@ -55,14 +55,6 @@ def get_meta(doctype, cached=True):
 	return meta
 
 
-def load_doctype_module(doctype):
-	meta = get_meta(doctype)
-	app = frappe.local.module_app[frappe.scrub(meta.module)]
-	return frappe.get_module(
-		f"{app}.{frappe.scrub(meta.module)}.doctype.{frappe.scrub(doctype)}.{frappe.scrub(doctype)}"
-	)
-
-
 class Meta(frappe._dict):
 	"""The subset of frappe.model.meta.Meta used by documents and queries."""
 
@@ -85,28 +77,13 @@ class Meta(frappe._dict):
 	def get(self, key, filters=None, limit=None, default=None):
 		value = super().get(key, default)
 		if filters and isinstance(value, list):
-			out = []
-			for row in value:
-				ok = True
-				for k, v in filters.items():
-					if isinstance(v, tuple | list) and v[0] == "=":
-						v = v[1]
-					if isinstance(v, tuple | list) and v[0] in ("in", "not in"):
-						ok = ok and ((row.get(k) in v[1]) == (v[0] == "in"))
-					elif isinstance(v, tuple | list) and v[0] == "!=":
-						ok = ok and row.get(k) != v[1]
-					else:
-						ok = ok and row.get(k) == v
-				if ok:
-					out.append(row)
-			return out[:limit] if limit else out
+			from frappe.model.document import filter_rows
+
+			return filter_rows(value, filters, limit)
 		return value
 
 	def get_field(self, fieldname):
 		return self._fields.get(fieldname)
-
-	def has_field(self, fieldname):
-		return fieldname in self._fields
 
 	def get_label(self, fieldname):
 		df = self.get_field(fieldname)
@@ -128,10 +105,6 @@ class Meta(frappe._dict):
 			if df.fieldtype == "Select" and df.options not in ("[Select]", "[Select Party]")
 		]
 
-	def get_title_field(self):
-		title_field = self.title_field or ("title" if self.has_field("title") else None)
-		return title_field or "name"
-
 	def get_valid_columns(self):
 		cols = list(default_fields)[1:] + [
 			df.fieldname for df in self.fields if df.fieldtype in data_fieldtypes
@@ -139,6 +112,3 @@ class Meta(frappe._dict):
 		if self.istable:
 			cols += ["parent", "parentfield", "parenttype"]
 		return cols
-
-	def get_fields_to_fetch(self, link_fieldname=None):
-		return []

@@ -1,4 +1,4 @@
-"""Document naming rules of `frappe.model.naming` (hash, field:, prompt, series, controller autoname)."""
+"""Document naming rules of `frappe.model.naming` (hash, field:, prompt, controller autoname)."""
 
 import base64
 import re
@@ -7,7 +7,6 @@ import time
 
 import frappe
 from frappe import _
-from frappe.utils import cint, now_datetime
 
 
 def _get_timestamp_prefix():
@@ -20,47 +19,10 @@ def _generate_random_string(length=10):
 
 
 def make_autoname(key="", doctype="", doc="", *, ignore_validate=False):
-	"""`hash` -> 10-char time-prefixed random name; `PREFIX.####` -> next number of the series."""
-	if key == "hash":
-		return _get_timestamp_prefix() + _generate_random_string(6)
-	parts = key.split(".")
-	name = ""
-	series_digits = None
-	prefix = ""
-	today = now_datetime()
-	for part in parts:
-		if part.startswith("#"):
-			series_digits = len(part)
-			prefix = name
-			name += "{series}"
-		elif part == "YY":
-			name += today.strftime("%y")
-		elif part == "YYYY":
-			name += today.strftime("%Y")
-		elif part == "MM":
-			name += today.strftime("%m")
-		elif part == "DD":
-			name += today.strftime("%d")
-		elif doc and part.startswith("{") and part.endswith("}"):
-			name += str(doc.get(part[1:-1]) or "")
-		else:
-			name += part
-	if series_digits is None:
-		return name
-	current = getseries(prefix)
-	return name.replace("{series}", str(current).zfill(series_digits))
-
-
-def getseries(key):
-	"""Increment and return the counter of a naming series, stored in `tabSeries`."""
-	row = frappe.db.sql("select `current` from `tabSeries` where `name` = %s for update", (key,))
-	if row:
-		current = cint(row[0][0]) + 1
-		frappe.db.sql("update `tabSeries` set `current` = %s where `name` = %s", (current, key))
-	else:
-		current = 1
-		frappe.db.sql("insert into `tabSeries` (`name`, `current`) values (%s, 1)", (key,))
-	return current
+	"""`hash`: a 10-character name, time prefix then random (the stand-in has no naming series)."""
+	if key != "hash":
+		raise NotImplementedError(f"stand-in naming supports hash, field: and prompt, not {key!r}")
+	return _get_timestamp_prefix() + _generate_random_string(6)
 
 
 def set_new_name(doc):
@@ -88,18 +50,11 @@ def set_name_from_naming_options(autoname, doc):
 		doc.name = (doc.get(fieldname) or "").strip()
 		if not doc.name:
 			frappe.throw(_("{0} is required").format(doc.meta.get_label(fieldname)))
-	elif _autoname.startswith("naming_series:"):
-		doc.name = make_autoname(doc.get("naming_series") + ".#####", doc=doc)
 	elif _autoname.startswith("prompt"):
 		if not doc.name:
 			frappe.throw(_("Please set the document name"))
-	elif _autoname.startswith("format:"):
-		fmt = autoname[7:]
-		doc.name = make_autoname(
-			re.sub(r"\{(#+)\}", lambda m: "." + m.group(1) + ".", fmt).strip("."), doc=doc
-		)
-	elif "#" in autoname:
-		doc.name = make_autoname(autoname, doc=doc)
+	elif _autoname.startswith(("naming_series:", "format:")) or "#" in autoname:
+		make_autoname(autoname, doc=doc)
 
 
 def validate_name(doctype, name):

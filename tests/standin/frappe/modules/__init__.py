@@ -4,11 +4,8 @@ import frappe
 from frappe import get_module_path, scrub  # noqa: F401
 
 
-def get_doctype_module(doctype):
-	return frappe.get_meta(doctype).module
-
-
 def load_doctype_module(doctype, module=None, prefix="", suffix=""):
-	from frappe.model.meta import load_doctype_module as _load
-
-	return _load(doctype)
+	"""The controller module `{app}.{module}.doctype.{dt}.{dt}` of an app's DocType."""
+	module = scrub(module or frappe.get_meta(doctype).module)
+	app = frappe.local.module_app[module]
+	return frappe.get_module(f"{app}.{module}.doctype.{scrub(doctype)}.{prefix}{scrub(doctype)}{suffix}")

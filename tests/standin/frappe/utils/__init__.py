@@ -1,8 +1,6 @@
 """`frappe.utils`: re-exports `frappe.utils.data` plus process helpers."""
 
 import os
-import random
-import string
 import sys
 import traceback
 from collections import deque
@@ -41,19 +39,11 @@ def get_bench_id():
 	return frappe.get_conf().get("bench_id", get_bench_path().strip("/").replace("/", "-"))
 
 
-def get_site_id(site=None):
-	return f"{site or frappe.local.site}@{get_bench_id()}"
-
-
 def get_traceback(with_context=False):
 	exc_type, exc_value, exc_tb = sys.exc_info()
 	if not any([exc_type, exc_value, exc_tb]):
 		return ""
 	return "".join(traceback.format_exception(exc_type, exc_value, exc_tb))
-
-
-def random_string(length):
-	return "".join(random.SystemRandom().choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 def update_progress_bar(txt, i, l, absolute=False):
@@ -73,9 +63,3 @@ def update_progress_bar(txt, i, l, absolute=False):
 		status = f"{i} of {l}" if absolute else f"{int(float(i + 1) / l * 100)!s}%"
 		sys.stdout.write(f"\r{txt}: [{bar}] {status}")
 		sys.stdout.flush()
-
-
-def touch_file(path):
-	with open(path, "a"):
-		os.utime(path, None)
-	return path

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import redis
 from redis.exceptions import ConnectionError
-from rq import Callback, Queue, Worker
+from rq import Callback, Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -200,16 +200,6 @@ def get_queue_list(queue_list=None, build_queue_name=False):
 	else:
 		queue_list = default_queue_list
 	return [generate_qname(qtype) for qtype in queue_list] if build_queue_name else queue_list
-
-
-def get_workers(queue=None):
-	if queue:
-		return Worker.all(queue=queue)
-	return Worker.all(get_redis_conn())
-
-
-def get_running_jobs_in_queue(queue):
-	return [j for w in get_workers(queue) if (j := w.get_current_job())]
 
 
 def get_queue(qtype, is_async=True):

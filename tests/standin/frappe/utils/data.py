@@ -1,7 +1,6 @@
 """Date, number and string helpers with the semantics of `frappe.utils.data`."""
 
 import datetime
-import math
 import re
 from urllib.parse import quote
 
@@ -61,14 +60,6 @@ def nowdate():
 	return now_datetime().strftime(DATE_FORMAT)
 
 
-def today():
-	return nowdate()
-
-
-def nowtime():
-	return now_datetime().strftime(TIME_FORMAT)
-
-
 def get_datetime(datetime_str=None):
 	if datetime_str is None:
 		return now_datetime()
@@ -99,28 +90,10 @@ def getdate(string_date=None, parse_day_first=False):
 		frappe.throw(frappe._("{} is not a valid date string.").format(frappe.bold(string_date)))
 
 
-def get_timedelta(time=None):
-	if isinstance(time, datetime.timedelta):
-		return time
-	try:
-		t = parser.parse(str(time))
-		return datetime.timedelta(
-			hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond
-		)
-	except Exception:
-		return None
-
-
 def get_datetime_str(datetime_obj):
 	if isinstance(datetime_obj, str):
 		datetime_obj = get_datetime(datetime_obj)
 	return datetime_obj.strftime(DATETIME_FORMAT)
-
-
-def get_date_str(date_obj):
-	if isinstance(date_obj, str):
-		date_obj = get_datetime(date_obj)
-	return date_obj.strftime(DATE_FORMAT)
 
 
 def add_to_date(
@@ -163,26 +136,6 @@ def add_days(date, days):
 	return add_to_date(date, days=days)
 
 
-def add_months(date, months):
-	return add_to_date(date, months=months)
-
-
-def date_diff(string_ed_date, string_st_date):
-	return (getdate(string_ed_date) - getdate(string_st_date)).days
-
-
-def time_diff(string_ed_date, string_st_date):
-	return get_datetime(string_ed_date) - get_datetime(string_st_date)
-
-
-def time_diff_in_seconds(string_ed_date, string_st_date):
-	return time_diff(string_ed_date, string_st_date).total_seconds()
-
-
-def time_diff_in_hours(string_ed_date, string_st_date):
-	return round(float(time_diff(string_ed_date, string_st_date).total_seconds()) / 3600, 6)
-
-
 def cint(s, default=0):
 	"""Convert to int like Frappe: floats truncate, junk becomes `default`."""
 	try:
@@ -211,19 +164,6 @@ def cstr(s, encoding="utf-8"):
 	return str(s)
 
 
-def sbool(x):
-	"""Convert "true"/"false" strings to bool, leave everything else alone."""
-	try:
-		val = x.lower()
-		if val in ("true", "1"):
-			return True
-		if val in ("false", "0"):
-			return False
-		return x
-	except Exception:
-		return x
-
-
 def strip_html(text):
 	return re.sub(r"<[^>]*>", "", cstr(text))
 
@@ -243,22 +183,6 @@ def escape_html(text):
 	)
 
 
-def format_duration(seconds, hide_days=False):
-	"""Format seconds as `1d 2h 3m 4s` like Frappe."""
-	seconds = cint(seconds)
-	days = math.floor(seconds / 86400)
-	hours = math.floor(seconds % 86400 / 3600)
-	if hide_days:
-		hours, days = math.floor(seconds / 3600), 0
-	parts = [
-		(days, "d"),
-		(hours, "h"),
-		(math.floor(seconds % 3600 / 60), "m"),
-		(math.floor(seconds % 60), "s"),
-	]
-	return " ".join(f"{v}{u}" for v, u in parts if v)
-
-
 def get_url(uri=None, full_address=False):
 	"""Site URL from `host_name` in site config, else http://{site}."""
 	host = frappe.local.conf.host_name or frappe.local.conf.hostname or f"http://{frappe.local.site}"
@@ -275,27 +199,3 @@ def slug(name):
 
 def get_url_to_form(doctype, name):
 	return get_url(uri=f"/app/{quote(slug(doctype))}/{quote(cstr(name))}")
-
-
-def get_url_to_list(doctype):
-	return get_url(uri=f"/app/{quote(slug(doctype))}")
-
-
-def get_link_to_form(doctype, name, label=None):
-	if not label:
-		label = name
-	return f"""<a href="{get_url_to_form(doctype, name)}">{label}</a>"""
-
-
-def comma_and(some_list, add_quotes=True):
-	items = [f"'{s}'" if add_quotes else str(s) for s in some_list]
-	if len(items) <= 1:
-		return "".join(items)
-	return ", ".join(items[:-1]) + " " + frappe._("and") + " " + items[-1]
-
-
-def comma_or(some_list, add_quotes=True):
-	items = [f"'{s}'" if add_quotes else str(s) for s in some_list]
-	if len(items) <= 1:
-		return "".join(items)
-	return ", ".join(items[:-1]) + " " + frappe._("or") + " " + items[-1]

@@ -1,21 +1,16 @@
 """`frappe.cache`: a redis.Redis subclass with Frappe's key prefix and pickled values."""
 
 import pickle
+from contextlib import suppress
 
 import redis
+from redis.exceptions import ConnectionError
 
 import frappe
 
 
 class RedisWrapper(redis.Redis):
 	"""Frappe 15's RedisWrapper semantics: `{db_name}|key`, pickled values, request-local cache."""
-
-	def connected(self):
-		try:
-			self.ping()
-			return True
-		except redis.exceptions.ConnectionError:
-			return False
 
 	def __call__(self):
 		return self
@@ -38,13 +33,8 @@ class RedisWrapper(redis.Redis):
 		key = self.make_key(key, user, shared)
 		if not expires_in_sec:
 			self._local()[key] = val
-		try:
-			if expires_in_sec:
-				self.setex(name=key, time=expires_in_sec, value=pickle.dumps(val))
-			else:
-				self.set(key, pickle.dumps(val))
-		except redis.exceptions.ConnectionError:
-			return None
+		with suppress(ConnectionError):
+			self.set(key, pickle.dumps(val), ex=expires_in_sec or None)
 
 	def get_value(self, key, generator=None, user=None, expires=False, shared=False):
 		original_key = key
@@ -53,10 +43,8 @@ class RedisWrapper(redis.Redis):
 		if key in local_cache:
 			return local_cache[key]
 		val = None
-		try:
+		with suppress(ConnectionError):
 			val = self.get(key)
-		except redis.exceptions.ConnectionError:
-			pass
 		if val is not None:
 			val = pickle.loads(val)
 		if not expires:
@@ -67,15 +55,6 @@ class RedisWrapper(redis.Redis):
 				local_cache[key] = val
 		return val
 
-	def get_keys(self, key):
-		return self.keys(self.make_key(key + "*"))
-
-	def delete_keys(self, key):
-		self.delete_value(self.get_keys(key), make_keys=False)
-
-	def delete_key(self, *args, **kwargs):
-		self.delete_value(*args, **kwargs)
-
 	def delete_value(self, keys, user=None, make_keys=True, shared=False):
 		if not keys:
 			return
@@ -85,10 +64,8 @@ class RedisWrapper(redis.Redis):
 			keys = [self.make_key(k, shared=shared, user=user) for k in keys]
 		for key in keys:
 			self._local().pop(key, None)
-		try:
+		with suppress(ConnectionError):
 			self.delete(*keys)
-		except redis.exceptions.ConnectionError:
-			pass
 
 	def lpush(self, key, value):
 		return super().lpush(self.make_key(key), value)
@@ -116,10 +93,8 @@ class RedisWrapper(redis.Redis):
 			return
 		_name = self.make_key(name, shared=shared)
 		self._local().setdefault(_name, {})[key] = value
-		try:
+		with suppress(ConnectionError):
 			super().hset(_name, key, pickle.dumps(value), *args, **kwargs)
-		except redis.exceptions.ConnectionError:
-			pass
 
 	def hexists(self, name, key, shared=False):
 		if key is None:
@@ -140,10 +115,8 @@ class RedisWrapper(redis.Redis):
 		if key in local_cache[_name]:
 			return local_cache[_name][key]
 		value = None
-		try:
+		with suppress(ConnectionError):
 			value = super().hget(_name, key)
-		except redis.exceptions.ConnectionError:
-			pass
 		if value is not None:
 			value = pickle.loads(value)
 			local_cache[_name][key] = value
@@ -156,16 +129,13 @@ class RedisWrapper(redis.Redis):
 		_name = self.make_key(name, shared=shared)
 		if _name in self._local():
 			self._local()[_name].pop(key, None)
-		try:
+		with suppress(ConnectionError):
 			super().hdel(_name, key)
-		except redis.exceptions.ConnectionError:
-			pass
 
 	def hkeys(self, name):
-		try:
+		with suppress(ConnectionError):
 			return super().hkeys(self.make_key(name))
-		except redis.exceptions.ConnectionError:
-			return []
+		return []
 
 	def sadd(self, name, *values):
 		return super().sadd(self.make_key(name), *values)

@@ -1,7 +1,7 @@
 """Scheduler state checks of `frappe.utils.scheduler`."""
 
 import frappe
-from frappe.utils import cint, now_datetime
+from frappe.utils import cint
 
 
 def is_scheduler_inactive(verbose=True):
