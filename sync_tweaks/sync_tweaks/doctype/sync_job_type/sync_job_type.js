@@ -11,20 +11,38 @@ frappe.ui.form.on("Sync Job Type", {
 
 	refresh(frm) {
 		const onload = frm.doc.__onload || {};
-		if (!frm.is_new() && onload.controller_exists === false) {
-			frm.set_intro(
-				__("The controller {0} does not exist yet. Save this type in developer mode as Administrator to generate it.", [
+		const missing = !frm.is_new() && onload.controller_exists === false;
+		const intro = missing
+			? __("The controller {0} does not exist yet. Save this type in developer mode as Administrator to generate it.", [
 					`<code>${frappe.utils.escape_html(onload.controller_path || "")}</code>`,
-				]),
-				"orange"
-			);
-		}
+			  ])
+			: "";
+		if (intro) frm.set_intro(intro, "orange");
 		if (frm.is_new()) return;
 		frm.add_custom_button(__("Jobs"), () => frappe.set_route("List", "Sync Job", { sync_job_type: frm.doc.name }));
 		frm.add_custom_button(__("Dry Run"), () => ask_source_and_enqueue(frm, true));
 		frm.add_custom_button(__("Enqueue"), () => ask_source_and_enqueue(frm, false));
+		show_doctor_banner(frm, intro, missing);
 	},
 });
+
+function show_doctor_banner(frm, intro, missing) {
+	const name = frm.doc.name;
+	frappe
+		.xcall("sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_doctor_findings", { sync_job_type: name })
+		.then((findings) => {
+			// the missing controller is already explained by the intro
+			findings = findings.filter((f) => !(missing && f.check === "controller"));
+			if (frm.doc.name !== name || !findings.length) return;
+			const esc = frappe.utils.escape_html;
+			const items = findings.map((f) => `<li>${esc(f.problem)}<br><span class="text-muted">${__("Fix")}: ${esc(f.fix)}</span></li>`);
+			frm.dashboard.clear_headline();
+			frm.dashboard.set_headline_alert(
+				`${intro ? `<p>${intro}</p>` : ""}<b>${__("Sync Job doctor")}</b><ul class="mb-0">${items.join("")}</ul>`,
+				"red"
+			);
+		});
+}
 
 function ask_source_and_enqueue(frm, dry_run) {
 	frappe.prompt(

@@ -186,3 +186,12 @@ def get_controller_status(sync_job_type: str) -> dict:
 		"exists": exists,
 		"problems": controller.problems(job_type) if exists else [],
 	}
+
+
+@frappe.whitelist()
+def get_doctor_findings(sync_job_type: str) -> list[dict]:
+	"""`bench sync-job doctor` for one type, for the banner on its form (problems and fixes, no job names)."""
+	from sync_tweaks import doctor
+
+	frappe.get_doc("Sync Job Type", sync_job_type).check_permission("read")
+	return [{"check": f.check, "problem": f.problem, "fix": f.fix} for f in doctor.run(sync_job_type)]

@@ -1,0 +1,351 @@
+"""`bench --site SITE sync-job …`: enqueue, run, retry, cancel and inspect Sync Jobs from the shell.
+
+Exit codes: 0 done; 1 refused (unknown type or job, a status that does not allow the action, doctor
+findings); 2 malformed input (invalid JSON, conflicting arguments).
+"""
+
+import contextlib
+import json
+
+import click
+import frappe
+from frappe.commands import get_site, pass_context
+from frappe.utils import strip_html
+
+# how many job names enqueue and retry print before summarising
+LISTED = 20
+
+
+@click.group("sync-job")
+def sync_job():
+	"""Enqueue, run, retry, cancel and inspect Sync Jobs."""
+
+
+@sync_job.command("enqueue")
+@click.argument("sync_job_type")
+@click.argument("sources", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Compute the diff, write nothing (status Skipped).")
+@click.option("--context", "context_json", help="JSON object passed to the controller as the job's context.")
+@click.option("--all", "all_sources", is_flag=True, help="One job per document of the type's source DocType.")
+@pass_context
+def enqueue(context, sync_job_type, sources, dry_run, context_json, all_sources):
+	"""Queue jobs of SYNC_JOB_TYPE for the SOURCES (names of source documents)."""
+	job_context = parse_context(context_json)
+	if all_sources and sources:
+		raise click.UsageError(_("Give SOURCE names or --all, not both"))
+	with connected(context), refused():
+		from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import get_job_type
+		from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
+
+		job_type = get_job_type(sync_job_type)
+		source_type = job_type.source_document_type
+		if all_sources:
+			sources = frappe.get_all(source_type, pluck="name", order_by="creation asc")
+			if not sources:
+				raise click.ClickException(_("There are no {0} documents").format(source_type))
+		elif not sources and not job_context:
+			raise click.UsageError(_("Give SOURCE names, --all, or --context for a job without a source"))
+		else:
+			check_sources_exist(source_type, sources)
+		common = {"context": job_context, "dry_run": dry_run, "trigger_type": "Manual"}
+		if len(sources) > 1:
+			names = enqueue_sync_jobs(sync_job_type, list(sources), **common)
+		else:
+			source = sources[0] if sources else None
+			names = [enqueue_sync_job(sync_job_type, source_document_name=source, **common).name]
+		frappe.db.commit()
+		click.echo(_("Enqueued {0} Sync Job(s) of {1}").format(len(names), sync_job_type))
+		for name in names[:LISTED]:
+			click.echo(f"  {name}  {frappe.db.get_value('Sync Job', name, 'status')}")
+
+
+@sync_job.command("run")
+@click.argument("name")
+@pass_context
+def run(context, name):
+	"""Run job NAME now in this process (for debugging) and print its status, error and diff.
+
+	A Pending, Waiting or Failed job is first moved to Queued under its concurrency slot. Exits 1
+	when the job ends Failed.
+	"""
+	with connected(context), refused():
+		from sync_tweaks import runner
+
+		take_for_foreground(name)
+		frappe.db.commit()
+		status = runner.run_sync_job(name)
+		job = frappe.get_doc("Sync Job", name)
+		if status is None:
+			raise click.ClickException(
+				_("Sync Job {0} was taken by someone else; it is now {1}").format(name, job.status)
+			)
+		print_result(job)
+	if job.status == "Failed":
+		raise SystemExit(1)
+
+
+@sync_job.command("retry")
+@click.argument("name", required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Retry every Failed job.")
+@click.option("--type", "sync_job_type", help="With --failed: only jobs of this Sync Job Type.")
+@pass_context
+def retry(context, name, all_failed, sync_job_type):
+	"""Retry the Failed job NAME, or every Failed job with --failed."""
+	if bool(name) == all_failed:
+		raise click.UsageError(_("Give a Sync Job name or --failed"))
+	with connected(context), refused():
+		if name:
+			names = [name]
+			job = get_job(name)
+			allowed(job, "retry", _("retry"))
+			job.retry_now()
+		else:
+			filters = {"status": "Failed"}
+			if sync_job_type:
+				get_job_type_or_fail(sync_job_type)
+				filters["sync_job_type"] = sync_job_type
+			names = frappe.get_all("Sync Job", filters=filters, pluck="name", order_by="creation asc")
+			for job_name in names:
+				frappe.get_doc("Sync Job", job_name).retry_now()
+		frappe.db.commit()
+		click.echo(_("Retried {0} Sync Job(s)").format(len(names)))
+		for job_name in names[:LISTED]:
+			click.echo(f"  {job_name}  {frappe.db.get_value('Sync Job', job_name, 'status')}")
+
+
+@sync_job.command("cancel")
+@click.argument("name")
+@click.option("--reason", help="Why, recorded on the job.")
+@pass_context
+def cancel(context, name, reason):
+	"""Cancel job NAME (Pending, Waiting, Queued or Failed); a canceled job never runs."""
+	with connected(context), refused():
+		job = get_job(name)
+		allowed(job, "cancel_sync", _("cancel"))
+		job.cancel_now(reason)
+		frappe.db.commit()
+		click.echo(_("Canceled Sync Job {0}").format(name))
+
+
+@sync_job.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@pass_context
+def stats(context, as_json):
+	"""Jobs per status and per type; throughput and p50/p95 duration of the last hour."""
+	with connected(context):
+		from sync_tweaks import stats as job_stats
+
+		numbers = job_stats.collect()
+		if as_json:
+			click.echo(json.dumps(numbers, indent=1))
+			return
+		click.echo(_("Sync Jobs per status"))
+		for status, count in numbers["by_status"].items() or [(_("none"), 0)]:
+			click.echo(f"  {_(status):<12} {count:>8}")
+		click.echo(_("Per type"))
+		for job_type, counts in numbers["by_type"].items():
+			summary = ", ".join(f"{_(status)} {count}" for status, count in counts.items())
+			click.echo(f"  {job_type}: {summary}")
+		click.echo(
+			_("Last hour: {0} ended ({1}/min); time taken p50 {2}, p95 {3}").format(
+				numbers["ended"], numbers["per_minute"], seconds(numbers["p50"]), seconds(numbers["p95"])
+			)
+		)
+		if numbers["ended_by_status"]:
+			click.echo("  " + ", ".join(f"{_(s)} {n}" for s, n in numbers["ended_by_status"].items()))
+
+
+@sync_job.command("doctor")
+@click.option("--type", "sync_job_type", help="Check only this Sync Job Type.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_context
+def doctor(context, sync_job_type, as_json):
+	"""Check workers, scheduler, controllers and stuck jobs; exit 1 when anything is wrong."""
+	with connected(context):
+		from sync_tweaks import doctor as checks
+
+		if sync_job_type:
+			get_job_type_or_fail(sync_job_type)
+		findings = checks.run(sync_job_type)
+		if as_json:
+			click.echo(json.dumps([finding.as_dict() for finding in findings], indent=1))
+		else:
+			print_findings(findings)
+	if findings:
+		raise SystemExit(1)
+
+
+commands = [sync_job]
+
+
+# helpers
+
+
+def _(message: str) -> str:
+	"""Translate when a site is loaded (arguments are checked before connecting)."""
+	return frappe._(message) if getattr(frappe.local, "lang", None) else message
+
+
+@contextlib.contextmanager
+def connected(context):
+	"""Connect to the command's site, or reuse the connection already open on it.
+
+	Reusing matters when the commands are invoked inside a process that is already connected (tests,
+	`bench execute`, a console): `frappe.destroy()` would tear down that caller's `frappe.local` and
+	its database connection. The owner of a reused connection also owns its teardown.
+	"""
+	site = get_site(context)
+	if getattr(frappe.local, "site", None) == site and getattr(frappe.local, "db", None):
+		yield site
+		return
+	frappe.init(site=site)
+	frappe.connect()
+	try:
+		yield site
+	finally:
+		frappe.destroy()
+
+
+@contextlib.contextmanager
+def refused():
+	"""Turn Frappe's validation errors (unknown type, disabled type, bad status …) into exit code 1."""
+	try:
+		yield
+	except (frappe.ValidationError, frappe.DoesNotExistError) as e:
+		frappe.db.rollback()
+		frappe.clear_messages()
+		raise click.ClickException(strip_html(str(e)) or e.__class__.__name__)
+
+
+def parse_context(context_json: str | None) -> dict | None:
+	if context_json is None:
+		return None
+	try:
+		value = json.loads(context_json)
+	except ValueError as e:
+		raise click.BadParameter(_("not valid JSON: {0}").format(e), param_hint="--context")
+	if not isinstance(value, dict):
+		raise click.BadParameter(_("must be a JSON object"), param_hint="--context")
+	return value
+
+
+def check_sources_exist(doctype: str, names) -> None:
+	"""Refuse names that are neither documents nor Deleted Documents (a deletion may be synced)."""
+	names = list(names)
+	found = set(frappe.get_all(doctype, filters={"name": ["in", names]}, pluck="name")) if names else set()
+	missing = [name for name in names if name not in found]
+	if missing:
+		found |= set(
+			frappe.get_all(
+				"Deleted Document",
+				filters={"deleted_doctype": doctype, "deleted_name": ["in", missing]},
+				pluck="deleted_name",
+			)
+		)
+	missing = [name for name in names if name not in found]
+	if missing:
+		raise click.ClickException(_("{0} not found: {1}").format(doctype, ", ".join(missing[:LISTED])))
+
+
+def get_job(name: str):
+	if not frappe.db.exists("Sync Job", name):
+		raise click.ClickException(_("Sync Job {0} does not exist").format(name))
+	return frappe.get_doc("Sync Job", name)
+
+
+def get_job_type_or_fail(name: str) -> None:
+	if not frappe.db.exists("Sync Job Type", name):
+		raise click.ClickException(_("Sync Job Type {0} does not exist").format(name))
+
+
+def allowed(job, action: str, verb: str) -> None:
+	from sync_tweaks.engine.status import ACTIONS, S
+
+	if S(job.status) not in ACTIONS[action]:
+		statuses = ", ".join(_(s.value) for s in S if s in ACTIONS[action])
+		raise click.ClickException(
+			_("Cannot {0} Sync Job {1}: it is {2} (only {3})").format(verb, job.name, _(job.status), statuses)
+		)
+
+
+def take_for_foreground(name: str) -> None:
+	"""Move a Pending, Waiting or Failed job to Queued under its concurrency slot (Queued ones stay)."""
+	from sync_tweaks import slots
+	from sync_tweaks.engine.status import ACTIVE, S
+
+	job = get_job(name)
+	job.reload_for_update()
+	runnable = (S.PENDING, S.WAITING, S.FAILED, S.QUEUED)
+	if S(job.status) not in runnable:
+		raise click.ClickException(
+			_("Cannot run Sync Job {0}: it is {1} (only {2})").format(
+				name, _(job.status), ", ".join(_(s.value) for s in runnable)
+			)
+		)
+	if job.status == S.QUEUED:
+		return
+	key = job.concurrency_key
+	if key:
+		other = frappe.db.get_value(
+			"Sync Job",
+			{"concurrency_key": key, "status": ["in", [s.value for s in ACTIVE]], "name": ["!=", name]},
+			"name",
+		)
+		if other or not slots.acquire(key, name, (job.timeout or 300) + slots.grace_seconds()):
+			raise click.ClickException(
+				_("Sync Job {0} holds the concurrency slot {1}; run this job when it ends").format(
+					other or slots.holder(key), key
+				)
+			)
+	try:
+		if job.status != S.WAITING:
+			job.transition(S.WAITING, retry_after=None)
+		job.transition(S.QUEUED, job_id=None)
+	except Exception:
+		if key:
+			slots.release(key, name)
+		raise
+
+
+def print_findings(findings: list) -> None:
+	if not findings:
+		click.secho(_("No problems found"), fg="green")
+	for finding in findings:
+		click.secho(f"✗ {finding.problem}", fg="red")
+		if finding.jobs:
+			click.echo("  " + _("Jobs: {0}").format(", ".join(finding.jobs)))
+		click.echo("  " + _("Fix: {0}").format(finding.fix))
+
+
+def print_result(job) -> None:
+	color = {"Finished": "green", "Failed": "red"}.get(job.status, "yellow")
+	click.secho(f"{job.name}: {_(job.status)} ({seconds(job.time_taken)})", fg=color, bold=True)
+	if job.target_document_name:
+		click.echo(
+			_("Target: {0} {1} ({2})").format(
+				job.target_document_type, job.target_document_name, _(job.operation or "")
+			)
+		)
+	if job.error_message:
+		click.echo(_("Error:"))
+		click.echo(job.error_message.rstrip())
+	diff = frappe.parse_json(job.diff_summary) if job.diff_summary else None
+	if diff:
+		click.echo(_("Diff:"))
+		for line in diff_lines(diff):
+			click.echo("  " + line)
+
+
+def diff_lines(diff: dict) -> list[str]:
+	"""A Version-format diff as text: `field: old -> new`, `+ table: row`, `- table: row`."""
+	show = lambda value: json.dumps(value, default=str, ensure_ascii=False)  # noqa: E731
+	lines = [f"{field}: {show(old)} -> {show(new)}" for field, old, new in diff.get("changed") or []]
+	lines += [f"+ {table}: {show(row)}" for table, row in diff.get("added") or []]
+	lines += [f"- {table}: {show(row)}" for table, row in diff.get("removed") or []]
+	for table, idx, _row_name, changes in diff.get("row_changed") or []:
+		lines += [f"{table} #{idx} {field}: {show(old)} -> {show(new)}" for field, old, new in changes]
+	return lines or [_("no changes")]
+
+
+def seconds(value) -> str:
+	return "-" if value is None else f"{float(value):.3f} s"

@@ -1,0 +1,314 @@
+"""`bench sync-job doctor`: the troubleshooting list made executable.
+
+Each check returns findings as data (what is wrong and how to fix it), so the CLI, the Sync Job Type
+form and tests read the same answers. Nothing here writes or commits.
+"""
+
+import dataclasses
+from datetime import timedelta
+
+import frappe
+import redis
+from frappe import _
+from frappe.utils import get_datetime, now_datetime
+
+from sync_tweaks import slots
+from sync_tweaks.engine.status import S
+
+# a Waiting job whose key is free should be dispatched within a minute (scheduler tick) or at once
+WAITING_GRACE = timedelta(minutes=2)
+# retries are due at the next one-minute tick; five minutes late means the scheduler is not running
+RETRY_GRACE = timedelta(minutes=5)
+# how many job names a finding lists
+SHOWN = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+	check: str
+	problem: str
+	fix: str
+	jobs: tuple[str, ...] = ()
+
+	def as_dict(self) -> dict:
+		return dataclasses.asdict(self)
+
+
+def run(sync_job_type: str | None = None) -> list[Finding]:
+	"""Every check, for the whole site or for one Sync Job Type; an empty list means healthy."""
+	types = enabled_types(sync_job_type)
+	findings = []
+	# failing checks msgprint (controller.load throws); the findings carry those messages instead
+	messages = len(frappe.local.message_log)
+	for check in (
+		check_workers,
+		check_scheduler,
+		check_controllers,
+		check_stuck_started,
+		check_stuck_queued,
+		check_stuck_waiting,
+		check_overdue_retries,
+	):
+		try:
+			findings.extend(check(types, sync_job_type))
+		except redis.exceptions.RedisError as e:
+			findings.append(
+				Finding(
+					check.__name__.removeprefix("check_"),
+					_("Redis is unreachable: {0}").format(e),
+					_("Start Redis (bench start, or the redis_cache/redis_queue services of the bench)"),
+				)
+			)
+	del frappe.local.message_log[messages:]
+	return findings
+
+
+def enabled_types(sync_job_type: str | None = None) -> list:
+	filters = {"disabled": 0}
+	if sync_job_type:
+		filters["name"] = sync_job_type
+	return [
+		frappe.get_doc("Sync Job Type", name)
+		for name in frappe.get_all("Sync Job Type", filters=filters, pluck="name", order_by="name asc")
+	]
+
+
+def check_workers(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Every queue an enabled type (or an open job) uses has a worker listening."""
+	from frappe.utils.background_jobs import get_queue, get_queues_timeout
+	from rq import Worker
+
+	queues = {job_type.queue for job_type in types if job_type.queue}
+	queues |= _queues_of(sync_job_type, S.WAITING, S.QUEUED)
+	findings = []
+	for queue in sorted(q for q in queues if q):
+		if queue not in get_queues_timeout():
+			findings.append(
+				Finding(
+					"workers",
+					_("Queue {0} does not exist on this bench").format(queue),
+					_("Use one of {0}, or add {1} to `workers` in common_site_config.json").format(
+						", ".join(get_queues_timeout()), queue
+					),
+				)
+			)
+		elif not Worker.all(queue=get_queue(queue)):
+			findings.append(
+				Finding(
+					"workers",
+					_("No worker listens on queue {0}: its Sync Jobs never run").format(queue),
+					_(
+						"Start one: `bench worker --queue {0}` (in production, add it to supervisor/systemd)"
+					).format(queue),
+				)
+			)
+	return findings
+
+
+def check_scheduler(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Retries, dispatch and recovery run from the scheduler: it must be enabled and not dormant."""
+	from frappe.utils.scheduler import is_dormant, is_scheduler_inactive
+
+	site = frappe.local.site
+	if frappe.conf.maintenance_mode or frappe.conf.pause_scheduler:
+		return [
+			Finding(
+				"scheduler",
+				_("The scheduler is paused (maintenance_mode or pause_scheduler in site config)"),
+				_(
+					"`bench --site {0} set-maintenance-mode off` and `bench --site {0} scheduler resume`"
+				).format(site),
+			)
+		]
+	if is_scheduler_inactive(verbose=False):
+		return [
+			Finding(
+				"scheduler",
+				_("The scheduler is disabled: failed jobs are not retried, lost jobs not recovered"),
+				_("`bench --site {0} enable-scheduler` (and keep `bench schedule` running)").format(site),
+			)
+		]
+	if is_dormant():
+		return [
+			Finding(
+				"scheduler",
+				_("The site is dormant (no recent user activity): scheduled jobs run only once a day"),
+				_("Any login wakes it; for an API-only site raise `dormant_days` in System Settings"),
+			)
+		]
+	return []
+
+
+def check_controllers(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Every enabled type's controller imports and has a valid shape."""
+	from sync_tweaks import controller
+
+	findings = []
+	for job_type in types:
+		for problem in controller.problems(job_type):
+			findings.append(
+				Finding(
+					"controller",
+					_("Sync Job Type {0}: {1}").format(job_type.name, problem),
+					_("Fix the controller module, or disable the type"),
+				)
+			)
+	return findings
+
+
+def check_stuck_started(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Started jobs past timeout + grace: recovery (a scheduler job) should have failed them."""
+	names = _overdue("started_at", S.STARTED, sync_job_type)
+	if not names:
+		return []
+	return [
+		Finding(
+			"stuck_started",
+			_("{0} Sync Job(s) have been Started for longer than their timeout + {1} s").format(
+				len(names), slots.grace_seconds()
+			),
+			_(
+				"Their worker died and recovery did not run: enable the scheduler, or recover now with `bench --site {0} execute sync_tweaks.scheduler.run_maintenance`"
+			).format(frappe.local.site),
+			tuple(names[:SHOWN]),
+		)
+	]
+
+
+def check_stuck_queued(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Queued jobs older than timeout + grace: no worker took them, or Redis lost them."""
+	names = _overdue("modified", S.QUEUED, sync_job_type)
+	if not names:
+		return []
+	return [
+		Finding(
+			"stuck_queued",
+			_("{0} Sync Job(s) have been Queued for longer than their timeout + {1} s").format(
+				len(names), slots.grace_seconds()
+			),
+			_(
+				"Start a worker on their queue; if Redis lost them, the scheduler re-queues them (`bench --site {0} execute sync_tweaks.scheduler.run_maintenance`)"
+			).format(frappe.local.site),
+			tuple(names[:SHOWN]),
+		)
+	]
+
+
+def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Waiting jobs whose key has no active job and a free slot, unmoved for 2 minutes."""
+	from sync_tweaks import dispatch
+
+	cutoff = now_datetime() - WAITING_GRACE
+	busy = dispatch.active_keys()
+	full_queues = {queue for queue in _queues_of(sync_job_type, S.WAITING) if _queue_is_full(queue)}
+	rows = frappe.get_all(
+		"Sync Job",
+		filters=_job_filters(sync_job_type, status=S.WAITING.value, modified=["<", cutoff]),
+		fields=["name", "concurrency_key", "queue"],
+		order_by="creation asc",
+		limit=1000,
+	)
+	names, seen = [], set()
+	for row in rows:
+		key = row.concurrency_key
+		if row.queue in full_queues or (key and (key in busy or key in seen)):
+			continue
+		if key:
+			seen.add(key)
+			if slots.holder(key):
+				continue
+		names.append(row.name)
+	if not names:
+		return []
+	return [
+		Finding(
+			"stuck_waiting",
+			_("{0} Sync Job(s) have been Waiting for over {1} minutes although their slot is free").format(
+				len(names), int(WAITING_GRACE.total_seconds() // 60)
+			),
+			_(
+				"The scheduler dispatches waiting jobs every minute: enable it, or dispatch now with `bench --site {0} execute sync_tweaks.dispatch.run_dispatch`"
+			).format(frappe.local.site),
+			tuple(names[:SHOWN]),
+		)
+	]
+
+
+def check_overdue_retries(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Failed jobs whose retry_after passed long ago: the scheduler is not running."""
+	names = frappe.get_all(
+		"Sync Job",
+		filters=[
+			*_filter_list(sync_job_type),
+			["status", "=", S.FAILED.value],
+			["retry_after", "is", "set"],
+			["retry_after", "<", now_datetime() - RETRY_GRACE],
+		],
+		pluck="name",
+		order_by="retry_after asc",
+		limit=1000,
+	)
+	if not names:
+		return []
+	return [
+		Finding(
+			"overdue_retries",
+			_("{0} failed Sync Job(s) were due for a retry more than {1} minutes ago").format(
+				len(names), int(RETRY_GRACE.total_seconds() // 60)
+			),
+			_(
+				"The scheduler is not running: `bench --site {0} enable-scheduler`, or retry now with `bench --site {0} sync-job retry --failed`"
+			).format(frappe.local.site),
+			tuple(names[:SHOWN]),
+		)
+	]
+
+
+def _overdue(since_field: str, status: S, sync_job_type: str | None) -> list[str]:
+	"""Jobs in `status` for longer than their own timeout + grace (timeouts differ per job)."""
+	now = now_datetime()
+	grace = slots.grace_seconds()
+	# no job's deadline comes before its shortest possible timeout
+	rows = frappe.get_all(
+		"Sync Job",
+		filters=_job_filters(
+			sync_job_type, status=status.value, **{since_field: ["<", now - timedelta(seconds=grace)]}
+		),
+		fields=["name", "timeout", since_field],
+		order_by=f"{since_field} asc",
+		limit=1000,
+	)
+	return [
+		row.name
+		for row in rows
+		if row.get(since_field)
+		and get_datetime(row.get(since_field)) + timedelta(seconds=(row.timeout or 0) + grace) < now
+	]
+
+
+def _queues_of(sync_job_type: str | None, *statuses: S) -> set[str]:
+	"""The queues that jobs in `statuses` are bound for."""
+	condition = " and sync_job_type=%(type)s" if sync_job_type else ""
+	return set(
+		frappe.db.sql_list(
+			f"select distinct queue from `tabSync Job` where status in %(statuses)s{condition}",
+			{"statuses": tuple(s.value for s in statuses), "type": sync_job_type},
+		)
+	)
+
+
+def _queue_is_full(queue: str) -> bool:
+	"""Backpressure: a queue at `sync_job_max_queued` keeps its jobs Waiting on purpose."""
+	from sync_tweaks import dispatch
+
+	return frappe.db.count("Sync Job", {"status": S.QUEUED.value, "queue": queue}) >= dispatch.max_queued()
+
+
+def _job_filters(sync_job_type: str | None, **filters) -> dict:
+	if sync_job_type:
+		filters["sync_job_type"] = sync_job_type
+	return filters
+
+
+def _filter_list(sync_job_type: str | None) -> list:
+	return [["sync_job_type", "=", sync_job_type]] if sync_job_type else []
