@@ -80,12 +80,16 @@ def load(job_type) -> tuple[ModuleType, Shape]:
 
 def problems(job_type) -> list[str]:
 	"""What is wrong with the type's controller, for warnings and `doctor`; empty when all is well."""
+	# load() throws, which also queues a message for the user: the caller decides what to show
+	shown = len(frappe.local.message_log)
 	try:
 		load(job_type)
 	except SyncControllerError as e:
 		return [str(e)]
 	except Exception as e:
 		return [_("Controller {0} fails to import: {1}").format(module_path(job_type), repr(e))]
+	finally:
+		del frappe.local.message_log[shown:]
 	return []
 
 

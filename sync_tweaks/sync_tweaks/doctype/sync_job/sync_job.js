@@ -10,12 +10,13 @@ const SYNC_JOB_ACTIONS = {
 
 frappe.ui.form.on("Sync Job", {
 	onload(frm) {
-		frappe.realtime.off("sync_job_status");
-		frappe.realtime.on("sync_job_status", (data) => {
+		if (frm.sync_job_listener) frappe.realtime.off("sync_job_status", frm.sync_job_listener);
+		frm.sync_job_listener = (data) => {
 			if (data.name === frm.doc.name && data.status !== frm.doc.status && !frm.is_dirty()) {
 				frm.reload_doc();
 			}
-		});
+		};
+		frappe.realtime.on("sync_job_status", frm.sync_job_listener);
 	},
 
 	refresh(frm) {
@@ -53,30 +54,7 @@ function call_action(frm, action, args) {
 }
 
 function render_diff(frm) {
-	const wrapper = frm.get_field("diff_html").$wrapper;
-	wrapper.empty();
-	if (!frm.doc.diff_summary) return;
-	const diff = JSON.parse(frm.doc.diff_summary);
-	wrapper.append(sync_tweaks_diff_table(diff));
-}
-
-function sync_tweaks_diff_table(diff) {
-	const esc = (value) => frappe.utils.escape_html(value === null || value === undefined ? "" : JSON.stringify(value));
-	const rows = (diff.changed || []).map((c) => `<tr><td>${esc(c[0])}</td><td>${esc(c[1])}</td><td>${esc(c[2])}</td></tr>`);
-	const groups = [
-		[__("Rows added"), (diff.added || []).map((a) => `<tr><td>${esc(a[0])}</td><td colspan="2">${esc(a[1])}</td></tr>`)],
-		[__("Rows removed"), (diff.removed || []).map((r) => `<tr><td>${esc(r[0])}</td><td colspan="2">${esc(r[1])}</td></tr>`)],
-		[
-			__("Rows changed"),
-			(diff.row_changed || []).flatMap((r) =>
-				r[3].map((c) => `<tr><td>${esc(r[0])} #${esc(r[1])} ${esc(c[0])}</td><td>${esc(c[1])}</td><td>${esc(c[2])}</td></tr>`)
-			),
-		],
-	];
-	let html = `<table class="table table-bordered table-sm sync-job-diff"><thead><tr><th>${__("Field")}</th><th>${__("Old")}</th><th>${__("New")}</th></tr></thead><tbody>${rows.join("")}`;
-	groups.forEach(([title, group]) => {
-		if (group.length) html += `<tr><th colspan="3">${title}</th></tr>${group.join("")}`;
-	});
-	if (!rows.length && groups.every(([, g]) => !g.length)) html += `<tr><td colspan="3">${__("No changes")}</td></tr>`;
-	return html + "</tbody></table>";
+	// rendered and escaped on the server (sync_tweaks.utils.diff_html)
+	const html = (frm.doc.__onload && frm.doc.__onload.diff_html) || "";
+	frm.get_field("diff_html").$wrapper.html(html);
 }

@@ -80,7 +80,10 @@ class SyncJob(Document):
 	# end: auto-generated types
 
 	def onload(self):
+		from sync_tweaks.utils.diff_html import render_diff
+
 		self.set_onload("allowed_actions", st.allowed_actions(self.status) if self.status else [])
+		self.set_onload("diff_html", render_diff(self.diff_summary))
 
 	def before_insert(self):
 		job_type = get_job_type(self.sync_job_type)

@@ -65,28 +65,27 @@ function ask_source_and_enqueue(frm, dry_run) {
 }
 
 function follow_job(name) {
+	// live through realtime, with a slow poll for sites without socket.io
 	const dialog = new frappe.ui.Dialog({ title: __("Sync Job {0}", [name]), size: "large" });
 	const body = $(dialog.body);
+	let poll = null;
 	const show = () =>
 		frappe.call("sync_tweaks.utils.sync_job.get_status", { name }).then((r) => {
 			const job = r.message;
-			body.html(`<p>${__("Status")}: <b>${__(job.status)}</b> · <a href="/app/sync-job/${encodeURIComponent(name)}">${__("Open")}</a></p>`);
+			body.html(
+				`<p>${__("Status")}: <b>${__(job.status)}</b> · <a href="/app/sync-job/${encodeURIComponent(name)}">${__("Open")}</a></p>`
+			);
 			if (job.error_message) body.append($("<pre>").text(job.error_message));
-			if (job.diff_summary) body.append(sync_tweaks_render_diff(job.diff_summary));
+			body.append(job.diff_html || "");
+			if (job.is_final) clearInterval(poll);
 		});
-	frappe.realtime.on("sync_job_status", (data) => data.name === name && show());
-	dialog.onhide = () => frappe.realtime.off("sync_job_status");
+	const listener = (data) => data.name === name && show();
+	frappe.realtime.on("sync_job_status", listener);
+	poll = setInterval(show, 3000);
+	dialog.onhide = () => {
+		frappe.realtime.off("sync_job_status", listener);
+		clearInterval(poll);
+	};
 	dialog.show();
 	show();
-}
-
-function sync_tweaks_render_diff(diff) {
-	const esc = (value) => frappe.utils.escape_html(value === null || value === undefined ? "" : JSON.stringify(value));
-	const rows = (diff.changed || []).map((c) => `<tr><td>${esc(c[0])}</td><td>${esc(c[1])}</td><td>${esc(c[2])}</td></tr>`);
-	(diff.added || []).forEach((a) => rows.push(`<tr><td>+ ${esc(a[0])}</td><td></td><td>${esc(a[1])}</td></tr>`));
-	(diff.removed || []).forEach((a) => rows.push(`<tr><td>- ${esc(a[0])}</td><td>${esc(a[1])}</td><td></td></tr>`));
-	(diff.row_changed || []).forEach((r) =>
-		r[3].forEach((c) => rows.push(`<tr><td>${esc(r[0])} #${esc(r[1])} ${esc(c[0])}</td><td>${esc(c[1])}</td><td>${esc(c[2])}</td></tr>`))
-	);
-	return `<table class="table table-bordered table-sm"><thead><tr><th>${__("Field")}</th><th>${__("Old")}</th><th>${__("New")}</th></tr></thead><tbody>${rows.join("") || `<tr><td colspan="3">${__("No changes")}</td></tr>`}</tbody></table>`;
 }
