@@ -76,7 +76,9 @@ def test_realtime_updates_fire_per_job_in_a_batch(batch_size, workers):
 	wait_for_status(names, timeout=60)
 	seen = {}
 	deadline = time.monotonic() + 5
-	while time.monotonic() < deadline and not all(seen.get(n, set()) >= {"Started", "Finished"} for n in names):
+	while time.monotonic() < deadline and not all(
+		seen.get(n, set()) >= {"Started", "Finished"} for n in names
+	):
 		message = pubsub.get_message(timeout=0.5)
 		if message and message["type"] == "message":
 			payload = json.loads(message["data"])
@@ -93,7 +95,9 @@ def test_a_worker_killed_mid_batch_loses_no_job(batch_size, workers):
 	frappe.conf.sync_job_recovery_grace = 1
 	try:
 		names = queued_batch(*[{"sleep_first_attempt": 60}] * 3, type_name="Test Slow Sync")
-		assert len({frappe.db.get_value("Sync Job", n, "job_id") for n in names}) == 1, "one RQ job holds the batch"
+		assert len({frappe.db.get_value("Sync Job", n, "job_id") for n in names}) == 1, (
+			"one RQ job holds the batch"
+		)
 		(victim,) = workers(1)
 		wait_for(lambda: events(event="start"), 30, message="the batch started")
 		stop_process_group(victim, signal.SIGKILL)

@@ -77,4 +77,7 @@ def test_enqueue_over_http_checks_permissions(server):
 	assert response.status_code == 200, response.text
 	name = response.json()["message"]["name"]
 	frappe.db.rollback()
-	assert frappe.db.get_value("Sync Job", name, ["source_document_name", "trigger_type"]) == (source.name, "API")
+	assert frappe.db.get_value("Sync Job", name, ["source_document_name", "trigger_type"]) == (
+		source.name,
+		"API",
+	)

@@ -45,7 +45,9 @@ def after_relay(sync_job, source_doc, child_jobs):
 	record(sync_job, "after_relay", children=[child.name for child in child_jobs])
 	if sync_job.get_context().get("enqueue_in_after_relay"):
 		frappe.enqueue(
-			"sync_tweaks_tests.recorder.clear", job_id="after-relay-" + sync_job.name, enqueue_after_commit=True
+			"sync_tweaks_tests.recorder.clear",
+			job_id="after-relay-" + sync_job.name,
+			enqueue_after_commit=True,
 		)
 	if sync_job.get_context().get("write_in_after_relay"):
 		frappe.get_doc({"doctype": "Sync Test Target", "title": "after_relay " + sync_job.name}).insert(
