@@ -124,6 +124,10 @@ def insert_job(request: SyncJobRequest):
 		existing = find_duplicate(request, job_type)
 		if existing:
 			return coalesce(existing, request)
+	return _insert(request)
+
+
+def _insert(request: SyncJobRequest):
 	job = frappe.get_doc({"doctype": "Sync Job", **request.as_doc_fields()})
 	job.flags.ignore_permissions = True
 	# the source may be deleted already (its Deleted Document copy is used) or be a context-only job
@@ -160,18 +164,10 @@ def coalesce(name: str, request: SyncJobRequest):
 	"""Merge `request` into job `name`: count it and keep the newest trigger."""
 	job = frappe.get_doc("Sync Job", name, for_update=True)
 	if job.status not in (S.PENDING.value, S.WAITING.value):
-		return insert_job_without_coalescing(request)
+		return _insert(request)  # it started meanwhile
 	fields = {key: request.as_doc_fields().get(key) for key in TRIGGER_FIELDS}
 	fields["coalesced_count"] = (job.coalesced_count or 0) + 1
 	job.db_set(fields)
-	return job
-
-
-def insert_job_without_coalescing(request: SyncJobRequest):
-	job = frappe.get_doc({"doctype": "Sync Job", **request.as_doc_fields()})
-	job.flags.ignore_permissions = True
-	job.flags.ignore_links = True
-	job.insert()
 	return job
 
 
