@@ -16,6 +16,10 @@ GET_STATUS = "sync_tweaks.utils.sync_job.get_status"
 CLEAR_ALL = "sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.clear_all_logs"
 BULK = "sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.bulk_action"
 CONTROLLER_STATUS = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_controller_status"
+DOCTOR = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_doctor_findings"
+CHART = "sync_tweaks.stats.jobs_per_status_chart"
+ENDPOINTS = (ENQUEUE, GET_STATUS, CLEAR_ALL, BULK, CONTROLLER_STATUS, DOCTOR, CHART)
+DOC_METHODS = ("start", "cancel_sync", "retry", "dry_run_again")
 
 
 @contextlib.contextmanager
@@ -77,18 +81,52 @@ def job():
 	return doc
 
 
-@pytest.mark.parametrize("cmd", [ENQUEUE, GET_STATUS, CLEAR_ALL, BULK, CONTROLLER_STATUS])
-def test_guest_gets_nothing(cmd, job):
-	before = jobs()
-	args = {
+def endpoint_args(cmd: str, job) -> dict:
+	return {
 		ENQUEUE: {"sync_job_type": "Test Single Sync", "source_document_name": job.source_document_name},
 		GET_STATUS: {"name": job.name},
 		CLEAR_ALL: {},
 		BULK: {"action": "cancel", "names": [job.name]},
 		CONTROLLER_STATUS: {"sync_job_type": "Test Single Sync"},
+		DOCTOR: {"sync_job_type": "Test Single Sync"},
+		CHART: {},
 	}[cmd]
+
+
+def test_every_whitelisted_function_is_listed_here_and_in_the_readme():
+	import importlib
+	import inspect
+	import pkgutil
+
+	import sync_tweaks
+
+	found = set()
+	for module_info in pkgutil.walk_packages(sync_tweaks.__path__, "sync_tweaks."):
+		if ".boilerplate" in module_info.name or module_info.name.endswith(".commands"):
+			continue
+		module = importlib.import_module(module_info.name)
+		for name, value in vars(module).items():
+			if (
+				inspect.isfunction(value)
+				and value.__module__ == module.__name__
+				and value in frappe.whitelisted
+			):
+				found.add(f"{module.__name__}.{name}")
+			if inspect.isclass(value) and value.__module__ == module.__name__:
+				found.update(
+					f"{value.__name__}.{attr}" for attr, fn in vars(value).items() if fn in frappe.whitelisted
+				)
+	assert found == set(ENDPOINTS) | {f"SyncJob.{m}" for m in DOC_METHODS}
+	readme = open(__file__.rsplit("/tests/", 1)[0] + "/README.md").read()
+	for endpoint in (*ENDPOINTS, *DOC_METHODS):
+		assert endpoint.rsplit(".", 1)[-1] in readme, endpoint
+
+
+@pytest.mark.parametrize("cmd", ENDPOINTS)
+def test_guest_gets_nothing(cmd, job):
+	before = jobs()
 	with as_user("Guest"), pytest.raises(frappe.PermissionError):
-		call(cmd, **args)
+		call(cmd, **endpoint_args(cmd, job))
 	assert jobs() == before
 	assert frappe.db.get_value("Sync Job", job.name, "status") == "Pending"
 
@@ -100,10 +138,12 @@ def test_desk_user_without_roles_cannot_enqueue_or_act(job):
 			call(ENQUEUE, sync_job_type="Test Single Sync", source_document_name=job.source_document_name)
 		with pytest.raises(frappe.PermissionError):
 			call(CLEAR_ALL)
-		with pytest.raises(frappe.PermissionError):
-			call_doc_method(job, "cancel_sync", reason="x")
-		with pytest.raises(frappe.PermissionError):
-			call(GET_STATUS, name=job.name)
+		for method in DOC_METHODS:
+			with pytest.raises(frappe.PermissionError):
+				call_doc_method(job, method)
+		for cmd in (GET_STATUS, CONTROLLER_STATUS, DOCTOR, CHART):
+			with pytest.raises(frappe.PermissionError):
+				call(cmd, **endpoint_args(cmd, job))
 		result = call(BULK, action="cancel", names=[job.name])
 		assert job.name in result["failed"]
 	assert jobs() == before
