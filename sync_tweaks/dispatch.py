@@ -39,6 +39,9 @@ def dispatch(keys=()) -> list[str]:
 
 	The caller commits; the push to RQ follows that commit.
 	"""
+	if not _waiting():
+		# the usual case when a job ends: nothing waits (one index probe instead of a full pass)
+		return []
 	taken: dict[str, list[dict]] = {}
 	busy = active_keys()
 	for key in {k for k in keys if k}:
@@ -48,8 +51,12 @@ def dispatch(keys=()) -> list[str]:
 		if row and _room(row.queue) > 0 and _take(row, busy):
 			taken.setdefault(row.queue, []).append(row)
 	for queue in get_queues_timeout():
+		if not _waiting(queue):
+			continue
 		room = _room(queue)
-		if room <= 0:
+		if room < min(batch_size(), max_queued()):
+			# RQ still holds nearly `max_queued` jobs: wait until a whole batch fits instead of
+			# topping up one job at a time (one-job RQ jobs would undo batching under a backlog)
 			continue
 		for row in oldest_ready(queue, busy, limit=room):
 			if room <= 0:
@@ -58,7 +65,7 @@ def dispatch(keys=()) -> list[str]:
 				taken.setdefault(queue, []).append(row)
 				room -= 1
 	for queue, rows in taken.items():
-		for batch in split_batches(rows, batch_size(), worker_count(queue)):
+		for batch in split_batches(rows, batch_size(), idle_workers(queue, len(rows))):
 			push(batch, queue)
 	return [row.name for rows in taken.values() for row in rows]
 
@@ -131,6 +138,13 @@ def max_queued() -> int:
 	return max(int(frappe.conf.get("sync_job_max_queued") or DEFAULT_MAX_QUEUED), 1)
 
 
+def idle_workers(queue: str, taking: int) -> int:
+	"""Workers to spread new jobs over: all of them, unless RQ already holds a batch for each."""
+	workers = worker_count(queue)
+	already_queued = max_queued() - _room(queue) - taking
+	return workers if already_queued < workers * batch_size() else 1
+
+
 def worker_count(queue: str) -> int:
 	"""How many RQ workers listen on `queue`, cached for a few seconds."""
 	cache_key = f"sync_tweaks:workers:{queue}"
@@ -146,8 +160,22 @@ def worker_count(queue: str) -> int:
 	return count
 
 
+def _waiting(queue: str | None = None) -> bool:
+	"""Whether any job (of `queue`) is Waiting."""
+	condition = " and queue=%(queue)s" if queue else ""
+	return bool(
+		frappe.db.sql(
+			f"select name from `tabSync Job` where status=%(waiting)s{condition} limit 1",
+			{"waiting": S.WAITING.value, "queue": queue},
+		)
+	)
+
+
 def _room(queue: str) -> int:
-	queued = frappe.db.count("Sync Job", {"status": S.QUEUED.value, "queue": queue})
+	queued = frappe.db.sql(
+		"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s",
+		{"queued": S.QUEUED.value, "queue": queue},
+	)[0][0]
 	return max_queued() - queued
 
 

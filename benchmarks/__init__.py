@@ -1,0 +1,1 @@
+"""Benchmarks of sync_tweaks (run with `python benchmarks/run.py`)."""

@@ -1,0 +1,252 @@
+"""Where the benchmarks run: the in-repo stand-in (temp site, private Redis) or a real site (`--site`).
+
+`prepare_path(real)` must run before `import frappe`: it puts the stand-in first on sys.path.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+STANDIN = os.path.join(TESTS, "standin")
+TEST_APP = os.path.join(TESTS, "test_app")
+QUEUE = "default"
+_MISSING = object()
+
+
+def prepare_path(real: bool):
+	"""Make `frappe` the stand-in (unless real) and the app, fixture app and benchmarks importable."""
+	if real:
+		if ROOT not in sys.path:
+			sys.path.append(ROOT)
+		return
+	for path in (TEST_APP, ROOT, STANDIN):
+		if path not in sys.path:
+			sys.path.insert(0, path)
+
+
+class RedisServer:
+	"""A private redis-server on a free loopback port (never a shared one)."""
+
+	def __init__(self, directory: str):
+		self.directory = directory
+		self.port = free_port()
+		self.process = None
+
+	@property
+	def url(self) -> str:
+		return f"redis://127.0.0.1:{self.port}"
+
+	def start(self):
+		binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+		self.process = subprocess.Popen(
+			[binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+			+ ["--dir", self.directory],
+			stdout=subprocess.DEVNULL,
+			stderr=subprocess.DEVNULL,
+		)
+		wait_for_port(self.port)
+
+	def stop(self):
+		if self.process and self.process.poll() is None:
+			self.process.terminate()
+			self.process.wait(10)
+		self.process = None
+
+
+class Host:
+	"""A connected site plus the worker processes and site-config changes made for the run."""
+
+	def __init__(self, site: str | None = None, sites_path: str = "."):
+		self.real = bool(site)
+		self.site = site or "bench.localhost"
+		self.sites_path = os.path.abspath(sites_path)
+		self.directory = None
+		self.servers: list[RedisServer] = []
+		self.workers: list[subprocess.Popen] = []
+		self.saved_config: dict = {}
+		self.log_path = None
+
+	@property
+	def name(self) -> str:
+		return f"site {self.site}" if self.real else "stand-in"
+
+	def start(self):
+		import frappe
+
+		if not self.real:
+			import standin_site
+
+			self.directory = tempfile.mkdtemp(prefix="sync-tweaks-bench-")
+			cache, queue = RedisServer(self.directory), RedisServer(self.directory)
+			self.servers = [cache, queue]
+			for server in self.servers:
+				server.start()
+			self.sites_path = os.path.join(self.directory, "sites")
+			with contextlib.redirect_stdout(io.StringIO()):
+				standin_site.create_site(
+					self.sites_path,
+					self.site,
+					redis_url=queue.url,
+					apps=["sync_tweaks", "sync_tweaks_tests"],
+					developer_mode=0,
+					extra_config={"redis_cache": cache.url, "redis_queue": queue.url},
+				)
+		self.log_path = os.path.join(
+			self.directory or tempfile.gettempdir(), f"sync-bench-workers-{os.getpid()}.log"
+		)
+		frappe.init(site=self.site, sites_path=self.sites_path)
+		frappe.connect()
+		frappe.set_user("Administrator")
+
+	def stop(self):
+		"""Stop every worker, restore the site config, disconnect, stop private Redis servers."""
+		import frappe
+
+		self.stop_workers()
+		with contextlib.suppress(Exception):
+			self.restore_config()
+		with contextlib.suppress(Exception):
+			frappe.db.rollback()
+			frappe.destroy()
+		for server in self.servers:
+			server.stop()
+		if self.directory:
+			shutil.rmtree(self.directory, ignore_errors=True)
+
+	def worker_command(self) -> list[str]:
+		if self.real:
+			command = [
+				sys.executable,
+				"-m",
+				"frappe.utils.bench_helper",
+				"frappe",
+				"--site",
+				self.site,
+				"worker",
+			]
+		else:
+			command = [sys.executable, os.path.join(STANDIN, "worker.py"), "--sites-path", self.sites_path]
+		return [*command, "--queue", QUEUE, "--quiet"]
+
+	def start_workers(self, count: int, timeout: float = 60):
+		"""Start `count` worker processes and wait until RQ lists them on the queue."""
+		import frappe
+
+		before = registered_workers()
+		log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the children)
+		for _ in range(count):
+			self.workers.append(
+				subprocess.Popen(
+					self.worker_command(),
+					cwd=self.sites_path if self.real else ROOT,
+					start_new_session=True,
+					stdout=log,
+					stderr=subprocess.STDOUT,
+					env=None
+					if self.real
+					else {**os.environ, "PYTHONPATH": os.pathsep.join([STANDIN, ROOT, TEST_APP])},
+				)
+			)
+		log.close()
+		deadline = time.monotonic() + timeout
+		while registered_workers() < before + count:
+			if time.monotonic() > deadline or any(p.poll() is not None for p in self.workers):
+				raise RuntimeError(f"workers did not start; see {self.log_path}")
+			time.sleep(0.1)
+		# the dispatcher caches the worker count for a few seconds
+		frappe.cache().delete_value(f"sync_tweaks:workers:{QUEUE}")
+
+	def stop_workers(self):
+		import frappe
+
+		for process in self.workers:
+			stop_process_group(process)
+		self.workers = []
+		with contextlib.suppress(Exception):
+			registered_workers()
+			frappe.cache().delete_value(f"sync_tweaks:workers:{QUEUE}")
+
+	def set_config(self, key: str, value):
+		"""Write `key` to site_config.json (atomically: workers read it at every job) and to frappe.conf."""
+		import frappe
+
+		path = os.path.join(self.sites_path, self.site, "site_config.json")
+		with open(path) as f:
+			config = json.load(f)
+		self.saved_config.setdefault(key, config.get(key, _MISSING))
+		if value is _MISSING:
+			config.pop(key, None)
+			frappe.local.conf.pop(key, None)
+		else:
+			config[key] = value
+			frappe.local.conf[key] = value
+		temporary = path + f".bench-{os.getpid()}"
+		with open(temporary, "w") as f:
+			json.dump(config, f, indent=1, sort_keys=True)
+		shutil.copymode(path, temporary)
+		stat = os.stat(path)
+		with contextlib.suppress(PermissionError):
+			os.chown(temporary, stat.st_uid, stat.st_gid)
+		os.replace(temporary, path)
+
+	def restore_config(self):
+		for key, value in list(self.saved_config.items()):
+			self.set_config(key, value)
+		self.saved_config = {}
+
+	def tail_log(self, lines: int = 30) -> str:
+		try:
+			with open(self.log_path) as f:
+				return "".join(f.readlines()[-lines:])
+		except OSError:
+			return ""
+
+
+def registered_workers() -> int:
+	"""Live RQ workers on the benchmark queue (stale registrations of dead workers are dropped first)."""
+	from frappe.utils.background_jobs import get_queue
+	from rq import Worker
+	from rq.worker_registration import clean_worker_registry
+
+	queue = get_queue(QUEUE)
+	clean_worker_registry(queue)
+	return Worker.count(queue=queue)
+
+
+def stop_process_group(process, sig=signal.SIGTERM):
+	if process.poll() is not None:
+		return
+	try:
+		os.killpg(process.pid, sig)
+		process.wait(20)
+	except subprocess.TimeoutExpired:
+		os.killpg(process.pid, signal.SIGKILL)
+		process.wait(5)
+	except ProcessLookupError:
+		pass
+
+
+def free_port() -> int:
+	with socket.socket() as s:
+		s.bind(("127.0.0.1", 0))
+		return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10):
+	deadline = time.monotonic() + timeout
+	while time.monotonic() < deadline:
+		with socket.socket() as s:
+			if s.connect_ex(("127.0.0.1", port)) == 0:
+				return
+		time.sleep(0.05)
+	raise RuntimeError(f"redis did not start on port {port}")
