@@ -200,6 +200,26 @@ def stop_process_group(process, sig=signal.SIGTERM):
 		process.wait(5)
 	except ProcessLookupError:
 		pass
+	forget_dead_workers()
+
+
+def forget_dead_workers():
+	"""Drop RQ registrations of this host's workers whose process is gone (a SIGKILL leaves them behind)."""
+	from frappe.utils.background_jobs import get_redis_conn
+	from rq import Worker
+	from rq.worker_registration import unregister
+
+	connection = get_redis_conn()
+	for worker in Worker.all(connection=connection):
+		if worker.hostname != socket.gethostname() or not worker.pid:
+			continue
+		try:
+			os.kill(worker.pid, 0)
+		except ProcessLookupError:
+			unregister(worker)
+			connection.delete(worker.key)
+		except PermissionError:
+			pass  # alive, owned by another user
 
 
 def _free_port() -> int:

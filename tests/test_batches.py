@@ -99,7 +99,9 @@ def test_a_worker_killed_mid_batch_loses_no_job(batch_size, workers):
 			"one RQ job holds the batch"
 		)
 		(victim,) = workers(1)
-		wait_for(lambda: events(event="start"), 30, message="the batch started")
+		wait_for(
+			lambda: [e for e in events(event="start") if e["job"] in names], 30, message="the batch started"
+		)
 		stop_process_group(victim, signal.SIGKILL)
 		assert list(statuses(names).values()).count("Started") == 1
 
@@ -114,7 +116,8 @@ def test_a_worker_killed_mid_batch_loses_no_job(batch_size, workers):
 	finally:
 		frappe.conf.pop("sync_job_recovery_grace", None)
 	assert set(final.values()) == {"Finished"}, final
-	assert {e["job"] for e in events(event="end")} == set(names), "every job of the batch ran to its end"
+	ended = {e["job"] for e in events(event="end")}
+	assert ended >= set(names), "every job of the batch ran to its end"
 
 
 def test_batches_are_split_across_idle_workers():

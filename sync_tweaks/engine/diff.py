@@ -8,8 +8,6 @@ A snapshot is `{"fields": {field: value}, "tables": {table: [row, ...]}}` with J
 
 from typing import Any
 
-from deepdiff import DeepDiff
-
 EMPTY = {"fields": {}, "tables": {}}
 
 
@@ -46,6 +44,9 @@ def is_empty(diff: dict[str, list]) -> bool:
 
 def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[list]:
 	"""[[field, old, new]] for every field whose value differs, in field order of `new` then `old`."""
+	# imported here: deepdiff costs every forked worker ~30 ms at import, and most jobs never diff twice
+	from deepdiff import DeepDiff
+
 	delta = DeepDiff(old, new, ignore_order=False, verbose_level=2, ignore_numeric_type_changes=True)
 	touched = set()
 	for key in ("values_changed", "type_changes", "dictionary_item_added", "dictionary_item_removed"):

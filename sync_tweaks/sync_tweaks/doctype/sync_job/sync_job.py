@@ -233,9 +233,13 @@ class SyncJob(Document):
 
 def get_job_type(name: str):
 	"""The Sync Job Type `name`, refusing unknown and disabled types."""
-	if not name or not frappe.db.exists("Sync Job Type", name):
+	try:
+		job_type = frappe.get_cached_doc("Sync Job Type", name) if name else None
+	except frappe.DoesNotExistError:
+		frappe.clear_last_message()
+		job_type = None
+	if not job_type:
 		frappe.throw(_("Sync Job Type {0} does not exist").format(frappe.bold(name)), SyncJobError)
-	job_type = frappe.get_cached_doc("Sync Job Type", name)
 	if job_type.disabled:
 		frappe.throw(_("Sync Job Type {0} is disabled").format(frappe.bold(name)), SyncJobError)
 	return job_type
@@ -280,8 +284,12 @@ def get_document_even_if_deleted(doctype: str | None, name: str | None):
 	"""A document by name; if it was deleted, the latest Deleted Document copy (flags.deleted = True)."""
 	if not (doctype and name):
 		return None
-	if frappe.get_meta(doctype).is_virtual or frappe.db.exists(doctype, name):
+	try:
 		return frappe.get_doc(doctype, name)
+	except frappe.DoesNotExistError:
+		frappe.clear_last_message()
+		if frappe.get_meta(doctype).is_virtual:
+			raise
 	data = frappe.get_all(
 		"Deleted Document",
 		filters={"deleted_doctype": doctype, "deleted_name": name},
