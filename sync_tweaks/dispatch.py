@@ -15,7 +15,7 @@ from sync_tweaks import slots
 from sync_tweaks.engine.status import ACTIVE, S
 
 RUNNER = "sync_tweaks.runner.execute_sync_jobs"
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZE = 12
 DEFAULT_MAX_QUEUED = 200
 FLAG = "sync_tweaks_dispatch_requested"
 
