@@ -22,6 +22,11 @@ TEST_APP = os.path.join(TESTS, "test_app")
 QUEUE = "default"
 _MISSING = object()
 
+if ROOT not in sys.path:
+	sys.path.insert(0, ROOT)
+from tests.servers import RedisServer, free_port, wait_for_port, worker_command  # noqa: E402
+from tests.servers import kill_process_group as stop_process_group  # noqa: E402
+
 
 def prepare_path(real: bool):
 	"""Make `frappe` the stand-in (unless real) and the app, fixture app and benchmarks importable."""
@@ -32,35 +37,6 @@ def prepare_path(real: bool):
 	for path in (TEST_APP, ROOT, STANDIN):
 		if path not in sys.path:
 			sys.path.insert(0, path)
-
-
-class RedisServer:
-	"""A private redis-server on a free loopback port (never a shared one)."""
-
-	def __init__(self, directory: str):
-		self.directory = directory
-		self.port = free_port()
-		self.process = None
-
-	@property
-	def url(self) -> str:
-		return f"redis://127.0.0.1:{self.port}"
-
-	def start(self):
-		binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-		self.process = subprocess.Popen(
-			[binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-			+ ["--dir", self.directory],
-			stdout=subprocess.DEVNULL,
-			stderr=subprocess.DEVNULL,
-		)
-		wait_for_port(self.port)
-
-	def stop(self):
-		if self.process and self.process.poll() is None:
-			self.process.terminate()
-			self.process.wait(10)
-		self.process = None
 
 
 class Host:
@@ -124,19 +100,7 @@ class Host:
 			shutil.rmtree(self.directory, ignore_errors=True)
 
 	def worker_command(self) -> list[str]:
-		if self.real:
-			command = [
-				sys.executable,
-				"-m",
-				"frappe.utils.bench_helper",
-				"frappe",
-				"--site",
-				self.site,
-				"worker",
-			]
-		else:
-			command = [sys.executable, os.path.join(STANDIN, "worker.py"), "--sites-path", self.sites_path]
-		return [*command, "--queue", QUEUE, "--quiet"]
+		return [*worker_command(self.real, self.site, self.sites_path, QUEUE), "--quiet"]
 
 	def start_workers(self, count: int, timeout: float = 60):
 		"""Start `count` worker processes and wait until RQ lists them on the queue."""
@@ -221,32 +185,3 @@ def registered_workers() -> int:
 	queue = get_queue(QUEUE)
 	clean_worker_registry(queue)
 	return Worker.count(queue=queue)
-
-
-def stop_process_group(process, sig=signal.SIGTERM):
-	if process.poll() is not None:
-		return
-	try:
-		os.killpg(process.pid, sig)
-		process.wait(20)
-	except subprocess.TimeoutExpired:
-		os.killpg(process.pid, signal.SIGKILL)
-		process.wait(5)
-	except ProcessLookupError:
-		pass
-
-
-def free_port() -> int:
-	with socket.socket() as s:
-		s.bind(("127.0.0.1", 0))
-		return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 10):
-	deadline = time.monotonic() + timeout
-	while time.monotonic() < deadline:
-		with socket.socket() as s:
-			if s.connect_ex(("127.0.0.1", port)) == 0:
-				return
-		time.sleep(0.05)
-	raise RuntimeError(f"redis did not start on port {port}")

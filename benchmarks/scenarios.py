@@ -505,19 +505,18 @@ def _waiting_jobs(sources: list[str]) -> list[str]:
 
 
 def _update_status(names: list[str], status: str):
-	for start in range(0, len(names), 1000):
-		frappe.db.sql(
-			"update `tabSync Job` set status=%s where name in %s",
-			(status, tuple(names[start : start + 1000])),
-		)
-	frappe.db.commit()
+	_set_field(names, "status", status)
 
 
 def _set_key(names: list[str], key: str):
+	_set_field(names, "concurrency_key", key)
+
+
+def _set_field(names: list[str], field: str, value: str):
 	for start in range(0, len(names), 1000):
 		frappe.db.sql(
-			"update `tabSync Job` set concurrency_key=%s where name in %s",
-			(key, tuple(names[start : start + 1000])),
+			f"update `tabSync Job` set `{field}`=%s where name in %s",
+			(value, tuple(names[start : start + 1000])),
 		)
 	frappe.db.commit()
 

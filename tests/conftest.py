@@ -37,34 +37,13 @@ if not REAL_SITE:
 
 import frappe  # noqa: E402
 
-
-class RedisServer:
-	"""A private redis-server on a free loopback port (never the shared 6379)."""
-
-	def __init__(self, directory: str):
-		self.directory = directory
-		self.port = _free_port()
-		self.process = None
-
-	@property
-	def url(self) -> str:
-		return f"redis://127.0.0.1:{self.port}"
-
-	def start(self):
-		binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-		self.process = subprocess.Popen(
-			[binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-			+ ["--dir", self.directory],
-			stdout=subprocess.DEVNULL,
-			stderr=subprocess.DEVNULL,
-		)
-		_wait_for_port(self.port)
-
-	def stop(self):
-		if self.process and self.process.poll() is None:
-			self.process.terminate()
-			self.process.wait(10)
-		self.process = None
+from tests.servers import (  # noqa: E402
+	RedisServer,
+	free_port,
+	kill_process_group,
+	wait_for_port,
+	worker_command,
+)
 
 
 class Host:
@@ -77,27 +56,7 @@ class Host:
 		self.queue_redis = queue_redis
 
 	def worker_command(self, queues: str) -> list[str]:
-		if self.real:
-			return [
-				sys.executable,
-				"-m",
-				"frappe.utils.bench_helper",
-				"frappe",
-				"--site",
-				self.site,
-				"worker",
-			] + [
-				"--queue",
-				queues,
-			]
-		return [
-			sys.executable,
-			os.path.join(STANDIN, "worker.py"),
-			"--sites-path",
-			self.sites_path,
-			"--queue",
-			queues,
-		]
+		return worker_command(self.real, self.site, self.sites_path, queues)
 
 	def stop_queue_redis(self):
 		if self.real:
@@ -109,7 +68,7 @@ class Host:
 		if self.real:
 			conf = os.path.join(os.path.abspath(self.sites_path), "..", "config", "redis_queue.conf")
 			subprocess.run(["redis-server", conf, "--daemonize", "yes"], check=True)
-			_wait_for_port(int(frappe.conf.redis_queue.rsplit(":", 1)[1]))
+			wait_for_port(int(frappe.conf.redis_queue.rsplit(":", 1)[1]))
 		else:
 			self.queue_redis.start()
 
@@ -190,16 +149,7 @@ def workers(host):
 
 
 def stop_process_group(process, sig=signal.SIGTERM):
-	if process.poll() is not None:
-		return
-	try:
-		os.killpg(process.pid, sig)
-		process.wait(15)
-	except subprocess.TimeoutExpired:
-		os.killpg(process.pid, signal.SIGKILL)
-		process.wait(5)
-	except ProcessLookupError:
-		pass
+	kill_process_group(process, sig, timeout=15)
 	forget_dead_workers()
 
 
@@ -220,22 +170,6 @@ def forget_dead_workers():
 			connection.delete(worker.key)
 		except PermissionError:
 			pass  # alive, owned by another user
-
-
-def _free_port() -> int:
-	with socket.socket() as s:
-		s.bind(("127.0.0.1", 0))
-		return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout: float = 10):
-	deadline = time.monotonic() + timeout
-	while time.monotonic() < deadline:
-		with socket.socket() as s:
-			if s.connect_ex(("127.0.0.1", port)) == 0:
-				return
-		time.sleep(0.05)
-	raise RuntimeError(f"redis did not start on port {port}")
 
 
 def _redis_cli(url: str, *args):

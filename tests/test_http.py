@@ -9,7 +9,8 @@ import frappe
 import pytest
 import requests
 
-from tests.conftest import REAL_SITE, _free_port, stop_process_group
+from tests.conftest import REAL_SITE, stop_process_group
+from tests.servers import free_port
 from tests.test_security import as_user
 from tests.utils import make_source
 
@@ -20,7 +21,7 @@ PASSWORD = "Sync-Tweaks-Test-9!"
 
 @pytest.fixture(scope="module")
 def server(host):
-	port = _free_port()
+	port = free_port()
 	gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 	process = subprocess.Popen(
 		[gunicorn, "-b", f"127.0.0.1:{port}", "-w", "1", "frappe.app:application"],
