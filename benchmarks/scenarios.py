@@ -416,6 +416,8 @@ def dispatch_backlog(bench: Bench) -> dict:
 				added = _waiting_jobs([f"{bench.tag}-{prefix}{i:06d}" for i in range(len(backlog), size)])
 				if shape == "busy key":
 					_set_key(added, BUSY_KEY)
+					# as enqueue_sync_job leaves them: in line behind the key's running job
+					_set_field(added, "next_in_key", 0)
 				else:
 					queued = frappe.db.count("Sync Job", {"status": "Queued", "queue": QUEUE})
 					frappe.local.conf["sync_job_max_queued"] = queued + 1

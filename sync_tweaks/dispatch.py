@@ -2,6 +2,11 @@
 
 Waiting jobs live only in the database; RQ holds at most `sync_job_max_queued` sync jobs per queue,
 all of which can run now. Pushing happens after the transaction that queued the jobs commits.
+
+Two paths find the next job. When a key's job ends, the oldest Waiting job of that key is queued
+(`keys`). Every dispatch also fills the queues from the oldest Waiting jobs marked `next_in_key`:
+jobs without a key, and jobs whose key had nothing else open when they started waiting. Jobs behind
+a busy key are left unmarked, so a long line behind one key costs the fill pass nothing.
 """
 
 import math
@@ -18,15 +23,50 @@ RUNNER = "sync_tweaks.runner.execute_sync_jobs"
 DEFAULT_BATCH_SIZE = 12
 DEFAULT_MAX_QUEUED = 200
 FLAG = "sync_tweaks_dispatch_requested"
+KEYS_FLAG = "sync_tweaks_dispatch_keys"
 
 
-def request_dispatch():
-	"""Dispatch once after the current transaction commits (nothing happens if it rolls back)."""
+def request_dispatch(keys=()):
+	"""Dispatch once after the current transaction commits (nothing happens if it rolls back).
+
+	`keys`: concurrency keys whose oldest Waiting job should be queued if the key is free by then.
+	"""
+	pending = frappe.flags.get(KEYS_FLAG)
+	if pending is None:
+		pending = frappe.flags[KEYS_FLAG] = set()
+	pending.update(key for key in keys if key)
 	if frappe.flags.get(FLAG):
 		return
 	frappe.flags[FLAG] = True
 	frappe.db.after_commit.add(_dispatch_after_commit)
 	frappe.db.after_rollback.add(_forget_request)
+
+
+def next_in_key(key: str | None, name: str | None = None) -> bool:
+	"""Whether a job starting to wait under `key` is next in line: nothing else of its key is open."""
+	if not key:
+		return True
+	return not frappe.db.sql(
+		"""select name from `tabSync Job` where concurrency_key=%(key)s and status in %(open)s
+		and name!=%(name)s limit 1""",
+		{"key": key, "open": (S.WAITING.value, *(s.value for s in ACTIVE)), "name": name or ""},
+	)
+
+
+def open_keys(keys: list[str]) -> tuple[set[str], set[str]]:
+	"""Of `keys`, those with a Waiting job and those with a Queued or Started job."""
+	found = {}
+	for label, statuses in (("waiting", (S.WAITING.value,)), ("active", tuple(s.value for s in ACTIVE))):
+		found[label] = set()
+		for start in range(0, len(keys), 1000):
+			found[label].update(
+				frappe.db.sql_list(
+					"""select distinct concurrency_key from `tabSync Job`
+					where concurrency_key in %(keys)s and status in %(statuses)s""",
+					{"keys": tuple(keys[start : start + 1000]), "statuses": statuses},
+				)
+			)
+	return found["waiting"], found["active"]
 
 
 def release_after_commit(job):
@@ -48,8 +88,13 @@ def dispatch(keys=()) -> list[str]:
 		if key in busy:
 			continue
 		row = oldest_waiting_of_key(key)
-		if row and _room(row.queue) > 0 and _take(row, busy):
+		if not row:
+			continue
+		if _room(row.queue) > 0 and _take(row, busy):
 			taken.setdefault(row.queue, []).append(row)
+		elif not row.next_in_key:
+			# it cannot go now (queue full, slot still held): the fill pass must find it later
+			frappe.db.set_value("Sync Job", row.name, "next_in_key", 1, update_modified=False)
 	for queue in get_queues_timeout():
 		if not _waiting(queue):
 			continue
@@ -95,7 +140,7 @@ def active_keys() -> set[str]:
 
 def oldest_waiting_of_key(key: str):
 	rows = frappe.db.sql(
-		"""select name, concurrency_key, queue, timeout from `tabSync Job`
+		"""select name, concurrency_key, queue, timeout, next_in_key from `tabSync Job`
 		where concurrency_key=%(key)s and status=%(waiting)s order by creation asc limit 1""",
 		{"key": key, "waiting": S.WAITING.value},
 		as_dict=True,
@@ -104,10 +149,10 @@ def oldest_waiting_of_key(key: str):
 
 
 def oldest_ready(queue: str, busy: set[str], limit: int) -> list[dict]:
-	"""The oldest Waiting jobs of `queue` whose key is not busy, at most one per key."""
+	"""The oldest Waiting jobs of `queue` next in line of a key that is not busy, at most one per key."""
 	rows = frappe.db.sql(
 		"""select name, concurrency_key, queue, timeout from `tabSync Job`
-		where status=%(waiting)s and queue=%(queue)s
+		where status=%(waiting)s and queue=%(queue)s and next_in_key=1
 		and (concurrency_key is null or concurrency_key not in %(busy)s)
 		order by creation asc limit %(limit)s""",
 		{"waiting": S.WAITING.value, "queue": queue, "busy": tuple(busy) or ("",), "limit": limit * 2},
@@ -224,13 +269,32 @@ def _enqueue(job_id: str, names: list[str], queue: str, timeout: int):
 		frappe.db.commit()
 
 
+def mark_next_in_line() -> int:
+	"""Mark the oldest Waiting job of every free key that has none marked (after a lost worker, a
+	deleted job or a race between two transactions); returns how many were marked."""
+	busy = active_keys()
+	keys = frappe.db.sql_list(
+		"""select concurrency_key from `tabSync Job` where status=%(waiting)s and concurrency_key is not null
+		group by concurrency_key having max(next_in_key)=0""",
+		{"waiting": S.WAITING.value},
+	)
+	marked = 0
+	for key in keys:
+		row = None if key in busy else oldest_waiting_of_key(key)
+		if row:
+			frappe.db.set_value("Sync Job", row.name, "next_in_key", 1, update_modified=False)
+			marked += 1
+	return marked
+
+
 def _forget_request():
 	frappe.flags.pop(FLAG, None)
+	frappe.flags.pop(KEYS_FLAG, None)
 
 
 def _dispatch_after_commit():
 	frappe.flags.pop(FLAG, None)
-	run_dispatch()
+	run_dispatch(keys=sorted(frappe.flags.pop(KEYS_FLAG, None) or ()))
 
 
 def _release_and_dispatch(key: str | None, holder: str):

@@ -23,7 +23,7 @@ LIVE_RQ_STATES = frozenset({"queued", "started", "deferred", "scheduled"})
 
 def run_maintenance():
 	"""Scheduler entry point (cron, every minute)."""
-	for step in (recover_started, requeue_vanished, retry_due):
+	for step in (recover_started, requeue_vanished, retry_due, dispatch.mark_next_in_line):
 		try:
 			step()
 			frappe.db.commit()

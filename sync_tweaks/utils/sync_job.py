@@ -221,20 +221,27 @@ def _bulk_request(sync_job_type: str, source, common: dict) -> SyncJobRequest:
 
 def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 	"""Insert a chunk of jobs with one multi-row insert (coalescing into open duplicates first)."""
+	from sync_tweaks import dispatch
 	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import concurrency_key, make_title
 
 	for request in requests:
 		validate_queue(request.queue)
 	names, rows = [], []
 	open_jobs = _open_duplicates(job_type, requests) if job_type.coalesce_duplicates else {}
+	# jobs of a key that has open jobs wait behind them; the first new job of a free key is next
+	all_fields = [_job_defaults(job_type, request) for request in requests]
+	keys = [
+		concurrency_key(job_type, f["source_document_type"], f["source_document_name"]) for f in all_fields
+	]
+	lined_up, active = dispatch.open_keys(list({key for key in keys if key}))
+	lined_up |= active
 	now = now_datetime()
 	user = frappe.session.user
 	columns = None
-	for i, request in enumerate(requests):
-		fields = _job_defaults(job_type, request)
-		key = (fields["source_document_name"], _identity(fields))
-		if key in open_jobs:
-			name = open_jobs[key]
+	for i, (request, fields, key) in enumerate(zip(requests, all_fields, keys, strict=True)):
+		identity = (fields["source_document_name"], _identity(fields))
+		if identity in open_jobs:
+			name = open_jobs[identity]
 			frappe.db.sql(
 				"update `tabSync Job` set coalesced_count=coalesced_count+1, modified=%s where name=%s",
 				(now, name),
@@ -245,9 +252,8 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 		fields.update(
 			name=name,
 			status=(S.WAITING if request.queue_on_insert else S.PENDING).value,
-			concurrency_key=concurrency_key(
-				job_type, fields["source_document_type"], fields["source_document_name"]
-			),
+			concurrency_key=key,
+			next_in_key=int(not key or key not in lined_up),
 			# distinct timestamps keep creation order exact inside a chunk
 			creation=now + _micro(i),
 			modified=now + _micro(i),
@@ -260,7 +266,12 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 			queue_on_insert=int(bool(request.queue_on_insert)),
 		)
 		fields["title"] = make_title(frappe._dict(fields))
-		open_jobs[key] = name
+		if key and request.queue_on_insert:
+			lined_up.add(key)
+			if key in active:
+				# its key's job may end before this commits: the dispatcher checks the key afterwards
+				dispatch.request_dispatch(keys=[key])
+		open_jobs[identity] = name
 		columns = columns or list(fields)
 		rows.append([fields.get(column) for column in columns])
 		names.append(name)

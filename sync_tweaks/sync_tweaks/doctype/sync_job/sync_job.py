@@ -41,6 +41,7 @@ class SyncJob(Document):
 		job_id: DF.Data | None
 		max_retries: DF.Int
 		multiple_target_documents: DF.JSON | None
+		next_in_key: DF.Check
 		operation: DF.Literal["", "Insert", "Update", "Delete"]
 		parent_sync_job: DF.Link | None
 		queue: DF.Data | None
@@ -99,6 +100,10 @@ class SyncJob(Document):
 			)
 		self.concurrency_key = concurrency_key(job_type, self.source_document_type, self.source_document_name)
 		self.status = st.S.WAITING if self.queue_on_insert else st.S.PENDING
+		if self.status == st.S.WAITING:
+			from sync_tweaks import dispatch
+
+			self.next_in_key = int(dispatch.next_in_key(self.concurrency_key))
 
 	def validate(self):
 		try:
@@ -114,9 +119,11 @@ class SyncJob(Document):
 
 	def after_insert(self):
 		if self.status == st.S.WAITING:
-			from sync_tweaks import dispatch
+			_dispatch_after_commit(self)
 
-			dispatch.request_dispatch()
+	def on_trash(self):
+		if self.status == st.S.WAITING and self.next_in_key:
+			_dispatch_after_commit(self, force_key=True)  # the next job of its key moves up
 
 	# controller API
 
@@ -145,8 +152,16 @@ class SyncJob(Document):
 				SyncJobTransitionError,
 			)
 		fields["status"] = str(to)
+		if to == st.S.WAITING:
+			from sync_tweaks import dispatch
+
+			fields["next_in_key"] = int(dispatch.next_in_key(self.concurrency_key, self.name))
+		was_next = self.status == st.S.WAITING and self.next_in_key
 		self.db_set(fields, notify=True)
 		publish_status(self)
+		if to == st.S.WAITING or was_next:
+			# let the dispatcher see it, or (leaving the line) let the next job of its key move up
+			_dispatch_after_commit(self, force_key=bool(was_next))
 
 	# user actions (whitelisted wrappers check write permission: frm.call only checks read)
 
@@ -174,7 +189,6 @@ class SyncJob(Document):
 	def queue_now(self):
 		"""Pending -> Waiting; the dispatcher queues it when its slot is free."""
 		self.transition(st.S.WAITING, queue_on_insert=1)
-		_dispatch_after_commit()
 
 	def cancel_now(self, reason: str | None = None):
 		self.reload_for_update()
@@ -188,7 +202,6 @@ class SyncJob(Document):
 	def retry_now(self):
 		self.reload_for_update()
 		self.transition(st.S.WAITING, retry_after=None, error_message=None)
-		_dispatch_after_commit()
 
 	def clone_as_dry_run(self):
 		from sync_tweaks.utils.sync_job import enqueue_sync_job
@@ -314,10 +327,13 @@ def has_open_children(name: str) -> bool:
 	)
 
 
-def _dispatch_after_commit():
+def _dispatch_after_commit(job, force_key: bool = False):
+	"""Dispatch after commit; a job waiting behind its key (or leaving the head of its line) also
+	asks for its key, since the job that held the key may have ended before this commit."""
 	from sync_tweaks import dispatch
 
-	dispatch.request_dispatch()
+	key_needed = force_key or not job.next_in_key
+	dispatch.request_dispatch(keys=[job.concurrency_key] if key_needed else ())
 
 
 @frappe.whitelist(methods=["POST"])
@@ -356,7 +372,9 @@ def on_doctype_update():
 	frappe.db.add_index(
 		"Sync Job", ["concurrency_key", "status", "creation"], "concurrency_key_status_creation"
 	)
-	# oldest ready jobs of a queue; Queued count per queue
-	frappe.db.add_index("Sync Job", ["status", "queue", "creation"], "status_queue_creation")
+	# oldest jobs next in line of a queue (the fill pass); Queued count per queue
+	frappe.db.add_index(
+		"Sync Job", ["status", "queue", "next_in_key", "creation"], "status_queue_next_in_key_creation"
+	)
 	# failures due for retry
 	frappe.db.add_index("Sync Job", ["status", "retry_after"], "status_retry_after")
