@@ -237,7 +237,30 @@ def test_delete_creates_deleted_document():
 	assert frappe.delete_doc("Note", "does-not-exist") is False
 
 
+def system_manager(email: str):
+	"""An enabled System Manager besides Administrator: Frappe refuses to delete any user without one."""
+	if not frappe.db.exists("User", email):
+		frappe.get_doc(
+			{"doctype": "User", "email": email, "first_name": "SM", "roles": [{"role": "System Manager"}]}
+		).insert()
+
+
+def test_deleting_a_user_needs_another_system_manager():
+	user = frappe.get_doc({"doctype": "User", "email": "lonely@example.com", "first_name": "L"}).insert()
+	frappe.db.sql(
+		"update `tabUser` set enabled=0 where name in (select parent from `tabHas Role` where role='System Manager') and name not in ('Administrator', %s)",
+		(user.name,),
+	)
+	with pytest.raises(frappe.ValidationError, match="at least one System Manager"):
+		frappe.delete_doc("User", user.name)
+	system_manager("contract-sm@example.com")
+	frappe.db.set_value("User", "contract-sm@example.com", "enabled", 1)
+	frappe.delete_doc("User", user.name)
+	assert not frappe.db.exists("User", user.name)
+
+
 def test_delete_refuses_linked_document():
+	system_manager("contract-sm@example.com")
 	role = frappe.get_doc({"doctype": "Role", "role_name": "Linked Role"}).insert()
 	user = frappe.get_doc(
 		{"doctype": "User", "email": "linked@example.com", "first_name": "L", "roles": [{"role": role.name}]}
