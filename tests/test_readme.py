@@ -1,13 +1,17 @@
-"""The README's Python samples are the demo's real code, and they work."""
+"""The README's samples are true: the Python ones run, the shell ones name real commands and options."""
 
 import inspect
 import os
 import re
+import subprocess
 import textwrap
 
 import frappe
+import pytest
+from click.testing import CliRunner
 
 from sync_tweaks.demo import setup, todo_to_note
+from tests.conftest import REAL_SITE
 from tests.utils import run_queued
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
@@ -55,3 +59,65 @@ def test_doc_hook_and_dry_run_samples_run():
 	job = namespace["job"]
 	job.reload()
 	assert (job.status, job.dry_run) == ("Skipped", 1)
+
+
+def bash_samples() -> list[str]:
+	text = open(README).read()
+	return [textwrap.dedent(block) for block in re.findall(r"```bash\n(.*?)```", text, re.S)]
+
+
+def sample_lines(marker: str) -> list[str]:
+	"""The lines of the bash sample that mentions `marker`, without comments."""
+	block = next(block for block in bash_samples() if marker in block)
+	return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_two_commands_are_the_ones_ci_and_newcomers_run():
+	repo = os.path.join(os.path.dirname(__file__), "..")
+	assert sample_lines("scripts/dev-bench") == ["./scripts/dev-bench", "./scripts/test"]
+	assert "./scripts/test" in open(os.path.join(repo, ".ci", "run")).read()
+	assert "run: ./scripts/test" in open(os.path.join(repo, ".github", "workflows", "ci.yml")).read()
+	result = subprocess.run(
+		["bash", os.path.join(repo, "scripts", "dev-bench"), "--help"], capture_output=True, text=True
+	)
+	assert result.returncode == 0, result.stderr
+	text = open(README).read()
+	for option in sorted(set(re.findall(r"dev-bench[^`\n]*?(--[a-z-]+)", text))):
+		assert option in result.stdout, f"README mentions dev-bench {option}, which --help does not list"
+
+
+def test_real_site_command_is_the_one_the_workflow_runs():
+	(command,) = sample_lines("FRAPPE_SITE=")
+	workflow = open(os.path.join(os.path.dirname(__file__), "..", ".github", "workflows", "ci.yml")).read()
+	portable = command.replace("/work/bench", "$HOME/frappe-bench").replace(
+		"/work/main/tests", "$GITHUB_WORKSPACE/tests"
+	)
+	assert portable in workflow.replace('"', "")
+
+
+def test_cli_reference_names_real_commands_and_options():
+	from sync_tweaks.commands import sync_job
+
+	lines = [line for line in sample_lines("sync-job") if line.startswith("bench --site SITE sync-job")]
+	assert len(lines) == len(sync_job.commands), "every sync-job command is documented once"
+	for line in lines:
+		name = line.split()[4]
+		assert name in sync_job.commands, line
+		known = {opt for param in sync_job.commands[name].params for opt in param.opts}
+		for option in re.findall(r"--[a-z-]+", line.split(" sync-job ", 1)[1]):
+			assert option in known, f"{line}: {option} is not an option of sync-job {name}"
+		result = CliRunner().invoke(sync_job, [name, "--help"])
+		assert result.exit_code == 0, result.output
+
+
+@pytest.mark.skipif(not REAL_SITE, reason="the bench commands of a real Frappe install")
+def test_install_sample_uses_frappe_commands_that_exist():
+	from frappe.commands import get_commands
+
+	names = {command.name for command in get_commands()}
+	for line in sample_lines("install-app"):
+		words = line.split()
+		if words[:2] == ["bench", "get-app"]:
+			continue  # the bench CLI's own command, not Frappe's
+		command = words[3] if words[1] == "--site" else words[1]
+		assert command in names, line
