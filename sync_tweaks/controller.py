@@ -8,6 +8,7 @@ from types import ModuleType
 
 import frappe
 from frappe import _
+from frappe.modules.utils import get_module_app
 
 from sync_tweaks.engine.shapes import Shape, controller_shape, shape_problems
 from sync_tweaks.exceptions import SyncControllerError
@@ -19,8 +20,10 @@ def module_path(job_type) -> str:
 	"""Dotted path of the type's controller: the explicit `controller`, else the generated one."""
 	if job_type.get("controller"):
 		return job_type.controller
-	app = frappe.db.get_value("Module Def", job_type.module, "app_name")
-	if not app:
+	try:
+		app = get_module_app(job_type.module)  # the site's module map: no query per job
+	except frappe.DoesNotExistError:
+		frappe.clear_last_message()
 		frappe.throw(
 			_("Module {0} of Sync Job Type {1} does not exist").format(job_type.module, job_type.name)
 		)

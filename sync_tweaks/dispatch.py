@@ -14,6 +14,7 @@ from functools import partial
 
 import frappe
 import redis
+from frappe.utils import now
 from frappe.utils.background_jobs import get_queue, get_queues_timeout
 
 from sync_tweaks import slots
@@ -84,17 +85,13 @@ def dispatch(keys=()) -> list[str]:
 		return []
 	taken: dict[str, list[dict]] = {}
 	busy = active_keys()
-	for key in {k for k in keys if k}:
-		if key in busy:
-			continue
-		row = oldest_waiting_of_key(key)
-		if not row:
-			continue
-		if _room(row.queue) > 0 and _take(row, busy):
-			taken.setdefault(row.queue, []).append(row)
-		elif not row.next_in_key:
-			# it cannot go now (queue full, slot still held): the fill pass must find it later
-			frappe.db.set_value("Sync Job", row.name, "next_in_key", 1, update_modified=False)
+	heads = [oldest_waiting_of_key(key) for key in sorted({k for k in keys if k} - busy)]
+	for queue, rows in _by_queue(row for row in heads if row).items():
+		room = _room(queue)
+		got = _take(rows[: max(room, 0)], busy)
+		taken.setdefault(queue, []).extend(got)
+		# the ones that cannot go now (queue full, slot still held): the fill pass must find them
+		_mark_next_in_line([row.name for row in rows if row not in got and not row.next_in_key])
 	for queue in get_queues_timeout():
 		if not _waiting(queue):
 			continue
@@ -103,13 +100,10 @@ def dispatch(keys=()) -> list[str]:
 			# RQ still holds nearly `max_queued` jobs: wait until a whole batch fits instead of
 			# topping up one job at a time (one-job RQ jobs would undo batching under a backlog)
 			continue
-		for row in oldest_ready(queue, busy, limit=room):
-			if room <= 0:
-				break
-			if _take(row, busy):
-				taken.setdefault(queue, []).append(row)
-				room -= 1
+		taken.setdefault(queue, []).extend(_take(oldest_ready(queue, busy, limit=room), busy))
 	for queue, rows in taken.items():
+		if not rows:
+			continue
 		for batch in split_batches(rows, batch_size(), idle_workers(queue, len(rows))):
 			push(batch, queue)
 	return [row.name for rows in taken.values() for row in rows]
@@ -224,30 +218,67 @@ def _room(queue: str) -> int:
 	return max_queued() - queued
 
 
-def _take(row, busy: set[str]) -> bool:
-	"""Waiting -> Queued for one job, holding its key's slot; False when someone else got there first."""
-	key = row.concurrency_key
-	if key and not slots.acquire(key, row.name, (row.timeout or 300) + slots.grace_seconds()):
-		return False
-	status = frappe.db.get_value("Sync Job", row.name, "status", for_update=True)
-	if status != S.WAITING.value or (key and _other_active(key, row.name)):
-		if key:
-			slots.release(key, row.name)
-		return False
-	frappe.db.set_value("Sync Job", row.name, {"status": S.QUEUED.value, "job_id": None})
-	_publish(row.name, S.QUEUED)
-	if key:
-		busy.add(key)
-	return True
-
-
-def _other_active(key: str, name: str) -> bool:
-	return bool(
-		frappe.db.exists(
-			"Sync Job",
-			{"concurrency_key": key, "status": ["in", [s.value for s in ACTIVE]], "name": ["!=", name]},
+def _take(rows: list, busy: set[str]) -> list:
+	"""Waiting -> Queued for `rows` (at most one per key), each holding its key's slot; returns the
+	rows taken. A row someone else took first, or whose key got busy meanwhile, is left alone."""
+	held = [row for row in rows if not row.concurrency_key or _acquire(row)]
+	if not held:
+		return []
+	names = tuple(row.name for row in held)
+	still_waiting = set(
+		frappe.db.sql_list(
+			"select name from `tabSync Job` where name in %(names)s and status=%(waiting)s for update",
+			{"names": names, "waiting": S.WAITING.value},
 		)
 	)
+	keys = tuple({row.concurrency_key for row in held if row.concurrency_key})
+	active = set(
+		frappe.db.sql_list(
+			"select distinct concurrency_key from `tabSync Job` where concurrency_key in %(keys)s and status in %(active)s",
+			{"keys": keys, "active": tuple(s.value for s in ACTIVE)},
+		)
+		if keys
+		else ()
+	)
+	taken = [row for row in held if row.name in still_waiting and row.concurrency_key not in active]
+	for row in held:
+		if row.concurrency_key and row not in taken:
+			slots.release(row.concurrency_key, row.name)
+	if taken:
+		frappe.db.sql(
+			"""update `tabSync Job` set status=%(queued)s, job_id=null, modified=%(now)s, modified_by=%(user)s
+			where name in %(names)s""",
+			{
+				"queued": S.QUEUED.value,
+				"now": now(),
+				"user": frappe.session.user,
+				"names": tuple(row.name for row in taken),
+			},
+		)
+	for row in taken:
+		frappe.clear_document_cache("Sync Job", row.name)
+		_publish(row.name, S.QUEUED)
+		if row.concurrency_key:
+			busy.add(row.concurrency_key)
+	return taken
+
+
+def _acquire(row) -> bool:
+	return slots.acquire(row.concurrency_key, row.name, (row.timeout or 300) + slots.grace_seconds())
+
+
+def _by_queue(rows) -> dict[str, list]:
+	grouped: dict[str, list] = {}
+	for row in rows:
+		grouped.setdefault(row.queue, []).append(row)
+	return grouped
+
+
+def _mark_next_in_line(names: list[str]):
+	if names:
+		frappe.db.sql(
+			"update `tabSync Job` set next_in_key=1 where name in %(names)s", {"names": tuple(names)}
+		)
 
 
 def _publish(name: str, status):
@@ -278,13 +309,10 @@ def mark_next_in_line() -> int:
 		group by concurrency_key having max(next_in_key)=0""",
 		{"waiting": S.WAITING.value},
 	)
-	marked = 0
-	for key in keys:
-		row = None if key in busy else oldest_waiting_of_key(key)
-		if row:
-			frappe.db.set_value("Sync Job", row.name, "next_in_key", 1, update_modified=False)
-			marked += 1
-	return marked
+	heads = [oldest_waiting_of_key(key) for key in keys if key not in busy]
+	names = [row.name for row in heads if row]
+	_mark_next_in_line(names)
+	return len(names)
 
 
 def _forget_request():

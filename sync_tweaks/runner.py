@@ -6,6 +6,7 @@ writes (or after they were rolled back, for failures and dry runs).
 """
 
 import contextlib
+import copy
 import json
 import signal
 import threading
@@ -64,6 +65,7 @@ def claim(name: str):
 	if job.status != S.QUEUED.value:
 		frappe.db.rollback()
 		return None
+	keep_as_before_save(job)
 	job.transition(S.STARTED, started_at=now_datetime(), ended_at=None, time_taken=None, error_message=None)
 	frappe.db.commit()
 	if job.concurrency_key:
@@ -108,8 +110,9 @@ class JobSuperseded(Exception):
 
 def finish(job, outcome, started: float):
 	"""Write the outcome, unless recovery declared the job lost meanwhile (then nothing is kept)."""
-	if frappe.db.get_value("Sync Job", job.name, "status", for_update=True) != S.STARTED.value:
+	if locked_status(job.name) != S.STARTED.value:
 		raise JobSuperseded(job.name)
+	keep_as_before_save(job)
 	keep = job.verbose_logging
 	fields = {
 		"operation": outcome.operation or job.operation,
@@ -129,10 +132,11 @@ def finish(job, outcome, started: float):
 
 def fail(job, error: BaseException, started: float):
 	"""Record a failure; retryable ones get a retry_after per the type's backoff."""
-	job.status = frappe.db.get_value("Sync Job", job.name, "status", for_update=True)
+	job.status = locked_status(job.name)
 	if job.status != S.STARTED.value:
 		frappe.db.rollback()
 		return
+	keep_as_before_save(job)
 	retryable = not isinstance(error, SyncControllerError | SyncJobFatalError)
 	fields = {"error_message": failure_message(job, error), "retry_after": None, **timing(job, started)}
 	if retryable and job.retry_count < job.max_retries:
@@ -141,6 +145,20 @@ def fail(job, error: BaseException, started: float):
 	if snapshots:
 		fields["current_data"], fields["updated_data"] = map(to_json, snapshots)
 	job.transition(S.FAILED, **fields)
+
+
+def locked_status(name: str) -> str | None:
+	"""The job's status, read under a row lock (plain SQL: this runs twice per job)."""
+	rows = frappe.db.sql("select status from `tabSync Job` where name=%s for update", name)
+	return rows[0][0] if rows else None
+
+
+def keep_as_before_save(job):
+	"""`db_set` re-reads the row to know what changed (Notifications on value change use it); the
+	worker holds the row's lock and an exact copy, so hand that over instead of a second read."""
+	before = copy.copy(job)
+	before.__dict__.pop("_doc_before_save", None)
+	job._doc_before_save = before
 
 
 def failure_message(job, error: BaseException) -> str:
