@@ -125,6 +125,20 @@ def clean_state(host):
 
 
 @pytest.fixture
+def site_conf():
+	"""Set site config keys in this process for one test: `site_conf(sync_job_batch_size=8)`."""
+	changed = set()
+
+	def set_keys(**values):
+		changed.update(values)
+		frappe.conf.update(values)
+
+	yield set_keys
+	for key in changed:
+		frappe.conf.pop(key, None)
+
+
+@pytest.fixture
 def workers(host):
 	"""Start real worker processes: `workers(2)`; all are stopped (process group) at teardown."""
 	started = []

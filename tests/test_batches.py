@@ -15,17 +15,6 @@ from tests.conftest import stop_process_group
 from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
 
 
-@pytest.fixture
-def batch_size():
-	"""Dispatch batches of `n` sync jobs per RQ job (in this process, where dispatch runs)."""
-
-	def set_size(n: int):
-		frappe.conf.sync_job_batch_size = n
-
-	yield set_size
-	frappe.conf.pop("sync_job_batch_size", None)
-
-
 def queued_batch(*contexts, type_name="Test Single Sync", **params):
 	"""Enqueue one job per context on distinct sources, commit, and return their names (one RQ job)."""
 	sources = [make_source() for _ in contexts]
@@ -37,8 +26,8 @@ def queued_batch(*contexts, type_name="Test Single Sync", **params):
 	return names
 
 
-def test_a_batch_isolates_failures_and_dry_runs(batch_size):
-	batch_size(8)
+def test_a_batch_isolates_failures_and_dry_runs(site_conf):
+	site_conf(sync_job_batch_size=8)
 	failing, dry, plain = queued_batch({"fail": "error"}, {"careless_write": True}, {})
 	frappe.db.set_value("Sync Job", dry, "dry_run", 1)
 	frappe.db.commit()
@@ -54,8 +43,8 @@ def test_a_batch_isolates_failures_and_dry_runs(batch_size):
 		assert job.ended_at >= job.started_at
 
 
-def test_a_job_overrunning_its_timeout_fails_alone(batch_size):
-	batch_size(8)
+def test_a_job_overrunning_its_timeout_fails_alone(site_conf):
+	site_conf(sync_job_batch_size=8)
 	slow, quick = queued_batch({"sleep": 5}, {})
 	frappe.db.set_value("Sync Job", slow, "timeout", 1)
 	frappe.db.commit()
@@ -67,8 +56,8 @@ def test_a_job_overrunning_its_timeout_fails_alone(batch_size):
 	assert frappe.db.get_value("Sync Job", slow, "retry_after"), "a timeout follows the retry policy"
 
 
-def test_realtime_updates_fire_per_job_in_a_batch(batch_size, workers):
-	batch_size(8)
+def test_realtime_updates_fire_per_job_in_a_batch(site_conf, workers):
+	site_conf(sync_job_batch_size=8)
 	pubsub = get_redis_connection_without_auth().pubsub()
 	pubsub.subscribe("events")
 	names = queued_batch({}, {}, {})
@@ -89,8 +78,8 @@ def test_realtime_updates_fire_per_job_in_a_batch(batch_size, workers):
 		assert seen.get(name, set()) >= {"Started", "Finished"}, (name, seen)
 
 
-def test_a_worker_killed_mid_batch_loses_no_job(batch_size, workers):
-	batch_size(3)
+def test_a_worker_killed_mid_batch_loses_no_job(site_conf, workers):
+	site_conf(sync_job_batch_size=3)
 	set_type("Test Slow Sync", timeout=6)
 	frappe.conf.sync_job_recovery_grace = 1
 	try:

@@ -8,15 +8,6 @@ from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 from tests.utils import make_source, run_queued, statuses
 
 
-@pytest.fixture
-def max_queued():
-	def set_max(n: int):
-		frappe.conf.sync_job_max_queued = n
-
-	yield set_max
-	frappe.conf.pop("sync_job_max_queued", None)
-
-
 def enqueue(source, **params):
 	return enqueue_sync_job("Test Single Sync", source_doc=source, **params).name
 
@@ -60,8 +51,8 @@ def test_bulk_enqueue_lines_up_jobs_of_one_key_and_runs_them_in_order():
 	assert ended_in_order([first, names[0], names[1]])
 
 
-def test_canceling_the_first_job_of_a_line_moves_the_next_one_up(max_queued):
-	max_queued(1)
+def test_canceling_the_first_job_of_a_line_moves_the_next_one_up(site_conf):
+	site_conf(sync_job_max_queued=1)
 	blocker = enqueue(make_source())
 	frappe.db.commit()
 	source = make_source()
@@ -76,10 +67,10 @@ def test_canceling_the_first_job_of_a_line_moves_the_next_one_up(max_queued):
 	assert ran([blocker, behind])
 
 
-def test_a_line_that_lost_its_first_job_is_picked_up_by_the_scheduler(max_queued):
+def test_a_line_that_lost_its_first_job_is_picked_up_by_the_scheduler(site_conf):
 	"""A transaction that enqueues behind a job ending at the same moment, or a deleted job, can leave
 	a free key whose Waiting jobs are all unmarked; the minute's maintenance finds them."""
-	max_queued(1)
+	site_conf(sync_job_max_queued=1)
 	enqueue(make_source())  # fills the queue
 	frappe.db.commit()
 	source = make_source()
