@@ -1,7 +1,6 @@
 """The dispatcher: one line per concurrency key, served oldest first, and no line is ever stranded."""
 
 import frappe
-import pytest
 
 from sync_tweaks import dispatch, scheduler
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
