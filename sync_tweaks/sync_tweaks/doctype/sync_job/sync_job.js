@@ -20,6 +20,8 @@ frappe.ui.form.on("Sync Job", {
 	},
 
 	refresh(frm) {
+		// a job is a record of what happened: only a Pending job (not started yet) may be edited
+		if (!frm.is_new() && frm.doc.status !== "Pending") frm.disable_form();
 		const actions = (frm.doc.__onload && frm.doc.__onload.allowed_actions) || [];
 		actions.forEach((action) => add_action_button(frm, action));
 		render_diff(frm);

@@ -1,0 +1,345 @@
+"""Desk in a real browser (real site only): the Sync Job form follows a job live, Queued -> Started ->
+Finished, without a reload; the Sync Job Type form shows its buttons; a finished job shows its diff.
+
+The module starts what a user's bench runs: gunicorn (with DEV_SERVER=1, as `bench start` does, so
+the browser talks to the socket.io server on its own port), Frappe's node socket.io server on a free
+port, and an RQ worker when a test needs one. Chromium (Debian's package) is driven by Playwright.
+Screenshots go to /tmp/desk-*.png.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from urllib.parse import quote
+
+import frappe
+import pytest
+import requests
+
+from sync_tweaks.utils.sync_job import enqueue_sync_job
+from tests.conftest import REAL_SITE, stop_process_group
+from tests.servers import free_port, wait_for_port
+from tests.test_security import as_user
+from tests.utils import make_source, run_queued, wait_for_status
+
+CHROMIUM = os.environ.get("SYNC_TWEAKS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("SYNC_TWEAKS_SCREENSHOTS", tempfile.gettempdir())
+USER = "desk-browser@example.com"
+PASSWORD = "Sync-Tweaks-Desk-9!"
+SLOW = "Test Slow Sync"
+
+
+def _why_not() -> str | None:
+	"""Why this module cannot run here (None: it can)."""
+	if not REAL_SITE:
+		return "needs a real site: Desk, gunicorn and Frappe's socket.io server"
+	if not os.access(CHROMIUM, os.X_OK):
+		return f"needs chromium at {CHROMIUM} (as root: apt-get install -y chromium)"
+	try:
+		import playwright.sync_api  # noqa: F401
+	except ImportError:
+		return "needs Playwright in the bench env (as the bench user: BENCH/env/bin/pip install playwright)"
+	if not shutil.which("node"):
+		return "needs node for Frappe's socket.io server"
+	site = os.environ["FRAPPE_SITE"]
+	try:
+		addresses = {info[4][0] for info in socket.getaddrinfo(site, None, socket.AF_INET)}
+	except OSError:
+		addresses = set()
+	if not any(address.startswith("127.") for address in addresses):
+		# the socket.io server authenticates each browser by calling the site at its name
+		return (
+			f"{site} must resolve to 127.0.0.1 (add '127.0.0.1 {site}' to /etc/hosts; scripts/dev-bench does)"
+		)
+	return None
+
+
+WHY_NOT = _why_not()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "")]
+
+# Two changes to the boot info each Desk page receives, before any page script reads it:
+# - the browser reaches socket.io at boot.socketio_port (common_site_config, 9000 on a bench, cached
+#   in the user's boot); the test's server listens on a free port instead;
+# - a site whose setup wizard never ran (a fresh dev-bench site: no time zone yet) sends every Desk
+#   route to /app/setup-wizard and shows no navbar; completing the wizard would change site-wide
+#   settings under other tests, so this page is told what a completed wizard tells it.
+BOOT_SCRIPT = """
+(() => {
+	const port = %d;
+	const frappe = (window.frappe = window.frappe || {});
+	let boot;
+	Object.defineProperty(frappe, "boot", {
+		configurable: true,
+		enumerable: true,
+		get: () => boot,
+		set: (value) => {
+			if (value && typeof value === "object") {
+				value.socketio_port = port;
+				value.setup_complete = 1;
+				if (value.home_page === "setup-wizard") value.home_page = "workspace"; // else no navbar
+			}
+			boot = value;
+		},
+	});
+})();
+"""
+
+
+def _start(command: list[str], cwd: str, log_path: str, **env) -> subprocess.Popen:
+	with open(log_path, "ab") as log:
+		return subprocess.Popen(
+			command,
+			cwd=cwd,
+			env={**os.environ, **env},
+			start_new_session=True,
+			stdin=subprocess.DEVNULL,
+			stdout=log,
+			stderr=subprocess.STDOUT,
+		)
+
+
+def _tail(path: str, lines: int = 30) -> str:
+	with open(path, errors="replace") as f:
+		return "".join(f.readlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def desk(host):
+	"""gunicorn + socket.io for this site on free ports; yields (base url, socket.io port)."""
+	bench = os.path.dirname(os.path.abspath(host.sites_path))
+	logs = tempfile.mkdtemp(prefix="sync-tweaks-desk-")
+	web_port, socketio_port = free_port(), free_port()
+	socketio_log, web_log = os.path.join(logs, "socketio.log"), os.path.join(logs, "web.log")
+	socketio = _start(
+		["node", os.path.join(bench, "apps", "frappe", "socketio.js")],
+		bench,
+		socketio_log,
+		FRAPPE_SOCKETIO_PORT=str(socketio_port),
+	)
+	gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+	web = _start(
+		[gunicorn, "-b", f"127.0.0.1:{web_port}", "-w", "3", "-t", "120"]
+		+ ["frappe.app:application_with_statics()"],
+		host.sites_path,
+		web_log,
+		DEV_SERVER="1",
+	)
+	url = f"http://{host.site}:{web_port}"
+	try:
+		try:
+			wait_for_port(socketio_port, 20)
+		except RuntimeError:
+			pytest.fail("socket.io server did not start:\n" + _tail(socketio_log))
+		deadline = time.monotonic() + 60
+		while True:
+			try:
+				if requests.get(url + "/api/method/ping", timeout=5).ok:
+					break
+			except requests.ConnectionError:
+				pass
+			if time.monotonic() > deadline:
+				pytest.fail("gunicorn did not answer:\n" + _tail(web_log))
+			time.sleep(0.3)
+		yield url, socketio_port
+	finally:
+		stop_process_group(web)
+		stop_process_group(socketio)
+		shutil.rmtree(logs, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser_context(desk):
+	from playwright.sync_api import sync_playwright
+
+	url, socketio_port = desk
+	with as_user(USER, ["System Manager", "Sync Tester"]):  # Sync Tester reads the test sources
+		pass
+	from frappe.utils.password import update_password
+
+	update_password(USER, PASSWORD)
+	frappe.db.commit()
+	with sync_playwright() as playwright:
+		browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+		context = browser.new_context(base_url=url, viewport={"width": 1400, "height": 1000})
+		context.add_init_script(BOOT_SCRIPT % socketio_port)
+		response = context.request.post("/api/method/login", form={"usr": USER, "pwd": PASSWORD})
+		assert response.ok, response.text()
+		yield context
+		context.close()
+		browser.close()
+
+
+@pytest.fixture
+def page(browser_context):
+	page = browser_context.new_page()
+	page.set_default_timeout(30_000)
+	page.console_errors = []
+	page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+	yield page
+	page.close()
+
+
+def open_form(page, doctype: str, name: str):
+	page.goto(f"/app/{frappe.scrub(doctype).replace('_', '-')}/{quote(name)}")
+	try:
+		page.wait_for_function(
+			"([doctype, name]) => window.cur_frm && cur_frm.doctype === doctype && cur_frm.docname === name"
+			" && cur_frm.page.wrapper.is(':visible')",
+			arg=[doctype, name],
+		)
+	except Exception as e:
+		shot(page, "error")
+		raise AssertionError(
+			f"{doctype} {name} did not open at {page.url} (see {SCREENSHOTS}/desk-error.png);"
+			f" console errors: {page.console_errors}"
+		) from e
+
+
+def indicator(page) -> str:
+	"""The status pill next to the form's title, as shown."""
+	return page.evaluate(
+		"() => cur_frm.page.indicator.is(':visible') ? cur_frm.page.indicator.text().trim() : ''"
+	)
+
+
+def wait_for_indicator(page, status: str, timeout: float = 60_000):
+	try:
+		page.wait_for_function(
+			"(status) => cur_frm.page.indicator.is(':visible') && cur_frm.page.indicator.text().trim() === status",
+			arg=status,
+			timeout=timeout,
+		)
+	except Exception as e:
+		raise AssertionError(
+			f"the form never showed {status!r} (shows {indicator(page)!r}); console errors: {page.console_errors}"
+		) from e
+
+
+def wait_for_realtime(page, doctype: str, name: str, timeout: float = 30):
+	"""Until an event published to the document's room reaches the page: socket.io is connected and
+	the form has joined its room (the join is checked by the server asynchronously)."""
+	page.evaluate(
+		"() => { window.__desk_probes = 0;"
+		" frappe.realtime.on('sync_tweaks_desk_probe', () => window.__desk_probes++); }"
+	)
+	deadline = time.monotonic() + timeout
+	while time.monotonic() < deadline:
+		frappe.publish_realtime("sync_tweaks_desk_probe", {}, doctype=doctype, docname=name)
+		try:
+			page.wait_for_function("() => window.__desk_probes > 0", timeout=500)
+			return
+		except Exception:
+			pass
+	state = page.evaluate(
+		"() => ({connected: !!(frappe.realtime.socket && frappe.realtime.socket.connected)})"
+	)
+	raise AssertionError(f"no realtime event reached the page in {timeout}s: {state}; {page.console_errors}")
+
+
+def shot(page, name: str, top: bool = True):
+	"""What the user sees in the window (scrolled to the top unless told otherwise)."""
+	if top:
+		page.evaluate("() => window.scrollTo(0, 0)")
+	page.screenshot(path=os.path.join(SCREENSHOTS, f"desk-{name}.png"))
+
+
+def test_sync_job_form_follows_the_job_live_without_reload(page, workers):
+	job = enqueue_sync_job(SLOW, source_doc=make_source(), context={"sleep": 3})
+	frappe.db.commit()
+	assert wait_for_status([job.name], {"Queued"}, timeout=10)[job.name] == "Queued"
+
+	open_form(page, "Sync Job", job.name)
+	wait_for_indicator(page, "Queued")
+	wait_for_realtime(page, "Sync Job", job.name)
+	shot(page, "queued")
+	# a marker that a reload would wipe, and every status the pill shows from now on
+	page.evaluate(
+		"""() => {
+			window.__desk_marker = "still the same page";
+			window.__desk_seen = [cur_frm.page.indicator.text().trim()];
+			new MutationObserver(() => {
+				const text = cur_frm.page.indicator.text().trim();
+				if (text && window.__desk_seen[window.__desk_seen.length - 1] !== text) window.__desk_seen.push(text);
+			}).observe(cur_frm.page.indicator[0], { childList: true, subtree: true, characterData: true });
+		}"""
+	)
+
+	started = time.monotonic()
+	workers(1)
+	wait_for_indicator(page, "Started")
+	shot(page, "started")
+	wait_for_indicator(page, "Finished")
+	shot(page, "finished")
+	print(f"\nQueued -> Finished in the browser {time.monotonic() - started:.1f}s after the worker started")
+
+	state = page.evaluate(
+		"""() => ({
+			marker: window.__desk_marker,
+			seen: window.__desk_seen,
+			navigations: performance.getEntriesByType("navigation").length,
+			status: cur_frm.doc.status,
+			started_at: cur_frm.doc.started_at,
+			ended_at: cur_frm.doc.ended_at,
+			dirty: cur_frm.is_dirty(),
+		})"""
+	)
+	assert state["marker"] == "still the same page", "the page was reloaded"
+	assert state["navigations"] == 1
+	assert state["seen"] == ["Queued", "Started", "Finished"], state
+	assert state["status"] == "Finished" and state["started_at"] and state["ended_at"], state
+	assert not state["dirty"]
+	assert wait_for_status([job.name])[job.name] == "Finished"
+
+
+def test_sync_job_type_form_shows_dry_run_and_enqueue(page):
+	open_form(page, "Sync Job Type", "Test Single Sync")
+	buttons = page.locator(".page-actions button").filter(visible=True)
+	for label in ("Jobs", "Dry Run", "Enqueue"):
+		button = buttons.filter(has_text=label)
+		button.first.wait_for(state="visible")
+		assert button.count() == 1, label
+	shot(page, "type-buttons")
+
+	buttons.filter(has_text="Dry Run").click()
+	dialog = page.locator(".modal.show .modal-dialog")
+	dialog.wait_for(state="visible")
+	assert dialog.locator(".modal-title").inner_text().strip() == "Dry Run"
+	assert dialog.locator("input[data-fieldname='source_document_name']").is_visible()
+	assert "Sync Test Source" in dialog.inner_text()
+	shot(page, "type-dry-run-prompt")
+	messages = page.locator(".msgprint").filter(visible=True).all_inner_texts()
+	assert not messages, messages
+	dialog.locator(".btn-modal-close").click()
+	dialog.wait_for(state="hidden")
+
+
+def test_finished_sync_job_shows_its_diff_table(page):
+	source = make_source(qty=3, items=[("A", 1)])
+	job = enqueue_sync_job("Test Single Sync", source_doc=source)
+	frappe.db.commit()
+	run_queued()
+	frappe.db.commit()
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Finished"
+
+	open_form(page, "Sync Job", job.name)
+	wait_for_indicator(page, "Finished")
+	table = page.locator("table.sync-job-diff").filter(visible=True)
+	table.wait_for(state="visible")
+	assert [th.strip() for th in table.locator("thead th").all_inner_texts()] == ["Field", "Old", "New"]
+	rows = [
+		[cell.strip() for cell in row.locator("td, th").all_inner_texts()]
+		for row in table.locator("tbody tr").all()
+	]
+	assert ["title", "", source.title] in rows, rows
+	assert ["qty", "", "3"] in rows, rows
+	assert ["Rows added"] in rows, rows
+	table.evaluate("(element) => element.scrollIntoView({block: 'center'})")
+	shot(page, "diff", top=False)
+
+	# a finished job is a record: nothing to save, nothing to edit
+	assert not page.locator(".primary-action").filter(visible=True).filter(has_text="Save").count()
+	assert page.evaluate("() => cur_frm.get_field('context').df.read_only") in (1, "1", True)
