@@ -371,3 +371,27 @@ def test_cache_keys_are_site_prefixed():
 	frappe.cache.delete_value(key)
 	assert frappe.cache.get_value(key) is None
 	assert now_datetime() > add_to_date(now_datetime(), minutes=-1)
+
+
+def test_cached_documents_follow_saves_set_value_rollback_and_delete():
+	if frappe.db.exists("Role", "Cached Role"):
+		frappe.delete_doc("Role", "Cached Role")
+	role = frappe.get_doc({"doctype": "Role", "role_name": "Cached Role", "desk_access": 1}).insert()
+	assert frappe.get_cached_doc("Role", role.name).desk_access == 1
+	frappe.db.set_value("Role", role.name, "desk_access", 0)
+	assert frappe.get_cached_doc("Role", role.name).desk_access == 0
+	role.reload()
+	role.desk_access = 1
+	role.save()
+	assert frappe.get_cached_doc("Role", role.name).desk_access == 1
+	frappe.db.commit()
+
+	frappe.db.set_value("Role", role.name, "desk_access", 0)
+	assert frappe.get_cached_doc("Role", role.name).desk_access == 0
+	frappe.db.rollback()
+	assert frappe.get_cached_doc("Role", role.name).desk_access == 1, "a rolled back change is forgotten"
+
+	frappe.delete_doc("Role", role.name)
+	with pytest.raises(frappe.DoesNotExistError):
+		frappe.get_cached_doc("Role", role.name)
+	frappe.db.commit()

@@ -431,7 +431,20 @@ def clear_cache(user=None, doctype=None):
 
 
 def clear_document_cache(doctype=None, name=None):
-	pass
+	"""Forget cached documents now, and again when the transaction ends (as Frappe does)."""
+
+	def clear():
+		cache = getattr(local, "document_cache", None)
+		if not cache:
+			return
+		for key in [key for key in cache if key[0] == doctype and (name is None or key[1] == name)]:
+			del cache[key]
+
+	clear()
+	db = getattr(local, "db", None)
+	if db is not None:
+		db.after_commit.add(clear)
+		db.after_rollback.add(clear)
 
 
 def has_permission(
@@ -472,7 +485,15 @@ def get_doc(*args, **kwargs):
 
 
 def get_cached_doc(*args, **kwargs):
-	return get_doc(*args, **kwargs)
+	"""Frappe keeps documents in Redis until they change; here the cache lives as long as the context
+	(one request or job), with the same invalidation points (save, set_value, delete, rollback)."""
+	cache = local.__dict__.setdefault("document_cache", {})
+	key = tuple(args) if len(args) == 2 and all(isinstance(arg, str) for arg in args) else None
+	if key in cache:
+		return cache[key]
+	doc = get_doc(*args, **kwargs)
+	cache[(doc.doctype, doc.name)] = doc
+	return doc
 
 
 def get_meta(doctype, cached=True):
@@ -576,12 +597,14 @@ def append_hook(target, key, value):
 
 
 def get_doc_hooks():
-	"""doc_events hooks, with tuple keys expanded."""
-	out = {}
-	for key, value in get_hooks("doc_events", {}).items():
-		for doctype in key if isinstance(key, tuple) else (key,):
-			append_hook(out, doctype, value)
-	return out
+	"""doc_events hooks, with tuple keys expanded (kept for the context, as Frappe does)."""
+	if "doc_events_hooks" not in local.__dict__:
+		out = {}
+		for key, value in get_hooks("doc_events", {}).items():
+			for doctype in key if isinstance(key, tuple) else (key,):
+				append_hook(out, doctype, value)
+		local.doc_events_hooks = out
+	return local.doc_events_hooks
 
 
 def setup_module_map(include_all_apps=True):

@@ -73,6 +73,7 @@ def delete_from_table(doctype, name, ignore_doctypes, doc):
 		frappe.db.delete("Singles", {"doctype": name})
 	else:
 		frappe.db.delete(doctype, {"name": name})
+		frappe.clear_document_cache(doctype, name)
 	child_doctypes = [
 		d.options for d in doc.meta.get_table_fields() if not frappe.get_meta(d.options).is_virtual
 	]
