@@ -24,7 +24,7 @@ QUEUE = "default"
 TASK = "sync_tweaks_tests.sync_tweaks_tests.sync_job_type.bench_note_sync.bench_note_sync.insert_note"
 OPEN = ("Pending", "Waiting", "Queued", "Started")
 DEFAULT_BATCH = dispatch.DEFAULT_BATCH_SIZE
-BUSY_KEY = "bench:busy"
+BUSY_KEY = f"type:{BENCH}"  # the key of every job of the type while it runs "Per Type"
 DONE_KEY = "bench:done"
 
 
@@ -411,14 +411,12 @@ def dispatch_backlog(bench: Bench) -> dict:
 					(BUSY_KEY, holder),
 				)
 			frappe.db.commit()
+			# the backlog is enqueued as users would: behind the running job of one key, or one key each
+			set_bench_type(concurrency="Per Type" if shape == "busy key" else "Per Source")
 			backlog: list[str] = []
 			for size in sizes:
 				added = _waiting_jobs([f"{bench.tag}-{prefix}{i:06d}" for i in range(len(backlog), size)])
-				if shape == "busy key":
-					_set_key(added, BUSY_KEY)
-					# as enqueue_sync_job leaves them: in line behind the key's running job
-					_set_field(added, "next_in_key", 0)
-				else:
+				if shape != "busy key":
 					queued = frappe.db.count("Sync Job", {"status": "Queued", "queue": QUEUE})
 					frappe.local.conf["sync_job_max_queued"] = queued + 1
 				backlog += added
@@ -434,6 +432,7 @@ def dispatch_backlog(bench: Bench) -> dict:
 			frappe.local.conf.pop("sync_job_max_queued", None)
 	finally:
 		frappe.local.conf.pop("sync_job_max_queued", None)
+		set_bench_type(concurrency="Per Source")
 		bench.purge()
 	rows = []
 	for shape, by_size in results.items():
@@ -490,37 +489,19 @@ def wait_for_purge(timeout: float = 60) -> float:
 
 
 def _waiting_jobs(sources: list[str]) -> list[str]:
-	"""Insert jobs (bulk, Pending so nothing dispatches them) and make them Waiting."""
+	"""Enqueue Waiting jobs in bulk (as `enqueue_sync_jobs` does) without dispatching them."""
 	names = []
 	for start in range(0, len(sources), 5000):
 		# no dispatch after these commits: it would queue the probe and the backlog
 		frappe.flags[dispatch.FLAG] = True
 		try:
 			with contextlib.redirect_stdout(io.StringIO()):
-				chunk = enqueue_sync_jobs(BENCH, sources[start : start + 5000], queue_on_insert=False)
+				names += enqueue_sync_jobs(BENCH, sources[start : start + 5000], queue_on_insert=True)
 			frappe.db.commit()
 		finally:
 			frappe.flags.pop(dispatch.FLAG, None)
-		_update_status(chunk, "Waiting")
-		names += chunk
+			frappe.flags.pop(dispatch.KEYS_FLAG, None)
 	return names
-
-
-def _update_status(names: list[str], status: str):
-	_set_field(names, "status", status)
-
-
-def _set_key(names: list[str], key: str):
-	_set_field(names, "concurrency_key", key)
-
-
-def _set_field(names: list[str], field: str, value: str):
-	for start in range(0, len(names), 1000):
-		frappe.db.sql(
-			f"update `tabSync Job` set `{field}`=%s where name in %s",
-			(value, tuple(names[start : start + 1000])),
-		)
-	frappe.db.commit()
 
 
 def _time_dispatch(probe: str, freed_key: str, rounds: int) -> dict:
