@@ -343,3 +343,43 @@ def test_finished_sync_job_shows_its_diff_table(page):
 	# a finished job is a record: nothing to save, nothing to edit
 	assert not page.locator(".primary-action").filter(visible=True).filter(has_text="Save").count()
 	assert page.evaluate("() => cur_frm.get_field('context').df.read_only") in (1, "1", True)
+
+
+def pill(row):
+	"""The status indicator a list row shows."""
+	return row.locator(".indicator-pill").filter(visible=True).first
+
+
+def test_list_view_shows_statuses_and_retries_the_selected_jobs(page):
+	failed = enqueue_sync_job("Test Single Sync", source_doc=make_source(), context={"fail": "error"})
+	finished = enqueue_sync_job("Test Single Sync", source_doc=make_source())
+	frappe.db.commit()
+	run_queued()
+	frappe.db.commit()
+	assert wait_for_status([failed.name, finished.name]) == {failed.name: "Failed", finished.name: "Finished"}
+
+	page.goto("/app/sync-job?sync_job_type=Test%20Single%20Sync")
+	page.wait_for_function(
+		"() => window.cur_list && cur_list.doctype === 'Sync Job' && cur_list.data.length >= 2"
+	)
+	row = {
+		name: page.locator(f".list-row:has(a[data-name='{name}'])") for name in (failed.name, finished.name)
+	}
+	assert pill(row[failed.name]).inner_text().strip() == "Failed"
+	assert pill(row[finished.name]).inner_text().strip() == "Finished"
+	assert "red" in pill(row[failed.name]).get_attribute("class")
+
+	row[failed.name].locator("input.list-row-checkbox").check()
+	page.locator(".actions-btn-group button").filter(visible=True).first.click()
+	page.locator(".actions-btn-group .dropdown-item").filter(has_text="Retry").first.click()
+	page.wait_for_function(
+		"(name) => cur_list.data.some((d) => d.name === name && d.status !== 'Failed')", arg=failed.name
+	)
+	assert pill(row[failed.name]).inner_text().strip() in ("Waiting", "Queued"), "the row shows it at once"
+	shot(page, "list-after-retry")
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job", failed.name, "status") in ("Waiting", "Queued")
+	assert frappe.db.get_value("Sync Job", finished.name, "status") == "Finished", "only the selected job"
+	menu = page.locator(".menu-btn-group button").filter(visible=True).first
+	menu.click()
+	assert page.locator(".menu-btn-group .dropdown-item").filter(has_text="Clear All Logs").count() == 1

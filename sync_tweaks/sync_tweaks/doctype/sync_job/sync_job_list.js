@@ -23,7 +23,13 @@ frappe.listview_settings["Sync Job"] = {
 	},
 
 	onload(listview) {
-		frappe.realtime.on("sync_job_status", () => listview.refresh());
+		// workers report status changes: refresh just that row while the list is on screen
+		if (listview.sync_job_listener) frappe.realtime.off("sync_job_status", listview.sync_job_listener);
+		listview.sync_job_listener = (data) => {
+			const route = frappe.get_route() || [];
+			if (route[0] === "List" && route[1] === "Sync Job") refresh_rows(listview, [data.name]);
+		};
+		frappe.realtime.on("sync_job_status", listview.sync_job_listener);
 		listview.page.add_action_item(__("Retry"), () => bulk_action(listview, "retry"));
 		listview.page.add_action_item(__("Cancel"), () => bulk_action(listview, "cancel"));
 		if (frappe.user.has_role("System Manager")) {
@@ -48,6 +54,16 @@ function bulk_action(listview, action) {
 				message: __("{0} done, {1} refused", [r.message.done.length, failed.length]),
 				indicator: failed.length ? "orange" : "green",
 			});
-			listview.refresh();
+			listview.clear_checked_items();
+			refresh_rows(listview, names);
 		});
+}
+
+function refresh_rows(listview, names) {
+	// what Frappe does on list_update: re-read these rows only (a full refresh() is skipped when the
+	// list was loaded less than 3 s ago, and list_update is ignored while rows are selected)
+	listview.pending_document_refreshes = (listview.pending_document_refreshes || []).concat(
+		names.map((name) => ({ doctype: listview.doctype, name }))
+	);
+	listview.process_document_refreshes();
 }
