@@ -427,6 +427,8 @@ def clear_cache(user=None, doctype=None):
 	local.role_permissions = {}
 	local.valid_columns = {}
 	local.cache = {}
+	local.new_doc_templates = {}
+	local.__dict__.pop("doc_events_hooks", None)
 	_load_app_hooks.cache_clear()
 
 

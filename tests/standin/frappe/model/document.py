@@ -1,5 +1,6 @@
 """`frappe.model.document`: Document with Frappe 15's load/insert/save/db_set semantics and hook order."""
 
+import copy
 import functools
 import operator
 import re
@@ -63,7 +64,31 @@ def get_doc(*args, **kwargs):
 
 
 def new_doc(doctype, *, parent_doc=None, parentfield=None, as_dict=False):
-	"""New document with static and dynamic defaults from the DocType."""
+	"""New document with static and dynamic defaults from the DocType; the static part is a template
+	kept for the context, as Frappe's `get_new_doc` does."""
+	templates = frappe.local.new_doc_templates
+	if doctype not in templates:
+		templates[doctype] = _make_new_doc(doctype)
+	values = copy.deepcopy(templates[doctype])
+	for df in frappe.get_meta(doctype).fields:
+		default = df.get("default")
+		if df.fieldtype in table_fields or not default:
+			continue
+		if default == "__user":
+			values[df.fieldname] = frappe.session.user
+		elif default == "Today":
+			values[df.fieldname] = nowdate()
+		elif default.lower() == "now" and df.fieldtype in ("Datetime", "Time"):
+			values[df.fieldname] = now()
+	if parent_doc:
+		values.update(parent=parent_doc.name, parenttype=parent_doc.doctype)
+	if parentfield:
+		values["parentfield"] = parentfield
+	return values if as_dict else get_doc(values)
+
+
+def _make_new_doc(doctype) -> dict:
+	"""Static defaults (like Frappe's make_new_doc: unsanitised, so Int fields without a default stay None)."""
 	doc = get_doc({"doctype": doctype, "__islocal": 1, "owner": frappe.session.user, "docstatus": 0})
 	meta = frappe.get_meta(doctype)
 	for df in meta.fields:
@@ -72,26 +97,15 @@ def new_doc(doctype, *, parent_doc=None, parentfield=None, as_dict=False):
 		default = df.get("default")
 		value = None
 		if default:
-			if default == "__user":
-				value = frappe.session.user
-			elif default == "Today":
-				value = nowdate()
-			elif default.lower() == "now" and df.fieldtype in ("Datetime", "Time"):
-				value = now()
-			elif not cstr(default).startswith(":") and df.fieldname != meta.title_field:
+			dynamic = default in ("__user", "Today") or (
+				default.lower() == "now" and df.fieldtype in ("Datetime", "Time")
+			)
+			if not dynamic and not cstr(default).startswith(":") and df.fieldname != meta.title_field:
 				value = default
 		elif df.fieldtype == "Select" and df.options and df.options not in ("[Select]", "Loading..."):
 			value = df.options.split("\n", 1)[0]
 		if value is not None:
 			doc.set(df.fieldname, value)
-	if parent_doc:
-		doc.parent = parent_doc.name
-		doc.parenttype = parent_doc.doctype
-	if parentfield:
-		doc.parentfield = parentfield
-	if not as_dict:
-		return doc
-	# like Frappe's make_new_doc: unsanitised, so Int fields without a default stay None
 	doc._fix_numeric_types()
 	values = doc.get_valid_dict(sanitize=False)
 	values.update(doctype=doctype, __islocal=1)
