@@ -6,12 +6,12 @@ from collections import defaultdict
 
 import frappe
 import pytest
-from frappe.utils.background_jobs import get_queue
+from frappe.utils.background_jobs import get_job, get_queue
 from sync_tweaks_tests.recorder import events
 
 from sync_tweaks import dispatch, scheduler
 from sync_tweaks.utils.sync_job import enqueue_sync_job
-from tests.conftest import stop_process_group
+from tests.conftest import REAL_SITE, stop_process_group
 from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
 
 pytestmark = pytest.mark.slow
@@ -51,6 +51,31 @@ def test_per_source_order_and_parallelism_across_sources(workers):
 	intervals = sorted((runs[n]["start"]["at"], runs[n]["end"]["at"]) for n in names)
 	overlaps = sum(1 for (s1, e1), (s2, e2) in zip(intervals, intervals[1:], strict=False) if s2 < e1)
 	assert overlaps > 0, "different sources run in parallel on the two workers"
+
+
+@pytest.mark.skipif(
+	not REAL_SITE,
+	reason="SQLite has one writer: the caller's open transaction would block the worker's commit",
+)
+def test_a_job_enqueued_while_its_keys_job_ends_runs_without_the_scheduler(workers):
+	"""The caller's transaction inserts a job behind the key's running job and commits only after that
+	job ended: whichever side commits last must queue it (no line waits for the minute's maintenance)."""
+	source = make_source()
+	first = enqueue_sync_job(SLOW, source_doc=source, context={"sleep": 0.5}).name
+	frappe.db.commit()
+	workers(1)
+	wait_for(lambda: events(first, "start"), timeout=30, message="the first job to start")
+	rq_job = get_job(frappe.db.get_value("Sync Job", first, "job_id"))
+
+	behind = enqueue_sync_job(SLOW, source_doc=source, context={"sleep": 0})
+	assert not behind.next_in_key, "inserted behind the running job"
+	# the caller's transaction stays open until the running job ended, freed its key and dispatched
+	deadline = time.monotonic() + 30
+	while rq_job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
+		time.sleep(0.05)
+	frappe.db.commit()
+
+	assert wait_for_status([first, behind.name], timeout=30) == {first: "Finished", behind.name: "Finished"}
 
 
 def test_sigkilled_worker_is_recovered_and_the_job_retried(workers):
