@@ -88,10 +88,10 @@ def dispatch(keys=()) -> list[str]:
 	heads = [oldest_waiting_of_key(key) for key in sorted({k for k in keys if k} - busy)]
 	for queue, rows in _by_queue(row for row in heads if row).items():
 		room = _room(queue)
-		got = _take(rows[: max(room, 0)], busy)
-		taken.setdefault(queue, []).extend(got)
+		got = {row.name for row in _take(rows[: max(room, 0)], busy)}
+		taken.setdefault(queue, []).extend(row for row in rows if row.name in got)
 		# the ones that cannot go now (queue full, slot still held): the fill pass must find them
-		_mark_next_in_line([row.name for row in rows if row not in got and not row.next_in_key])
+		_mark_next_in_line([row.name for row in rows if row.name not in got and not row.next_in_key])
 	for queue in get_queues_timeout():
 		if not _waiting(queue):
 			continue
@@ -240,9 +240,12 @@ def _take(rows: list, busy: set[str]) -> list:
 		if keys
 		else ()
 	)
-	taken = [row for row in held if row.name in still_waiting and row.concurrency_key not in active]
+	taken, lost = [], []
 	for row in held:
-		if row.concurrency_key and row not in taken:
+		ok = row.name in still_waiting and row.concurrency_key not in active
+		(taken if ok else lost).append(row)
+	for row in lost:
+		if row.concurrency_key:
 			slots.release(row.concurrency_key, row.name)
 	if taken:
 		frappe.db.sql(

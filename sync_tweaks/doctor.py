@@ -158,40 +158,46 @@ def check_controllers(types: list, sync_job_type: str | None) -> list[Finding]:
 
 def check_stuck_started(types: list, sync_job_type: str | None) -> list[Finding]:
 	"""Started jobs past timeout + grace: recovery (a scheduler job) should have failed them."""
-	names = _overdue("started_at", S.STARTED, sync_job_type)
-	if not names:
-		return []
-	return [
-		Finding(
-			"stuck_started",
-			_("{0} Sync Job(s) have been Started for longer than their timeout + {1} s").format(
-				len(names), slots.grace_seconds()
-			),
-			_(
-				"Their worker died and recovery did not run: enable the scheduler, or recover now with `bench --site {0} execute sync_tweaks.scheduler.run_maintenance`"
-			).format(frappe.local.site),
-			tuple(names[:SHOWN]),
-		)
-	]
+	return _overdue_finding(
+		"stuck_started",
+		S.STARTED,
+		"started_at",
+		sync_job_type,
+		_(
+			"Their worker died and recovery did not run: enable the scheduler, or recover now with `bench --site {0} execute sync_tweaks.scheduler.run_maintenance`"
+		),
+	)
 
 
 def check_stuck_queued(types: list, sync_job_type: str | None) -> list[Finding]:
 	"""Queued jobs older than timeout + grace: no worker took them, or Redis lost them."""
-	names = _overdue("modified", S.QUEUED, sync_job_type)
-	if not names:
-		return []
-	return [
-		Finding(
-			"stuck_queued",
-			_("{0} Sync Job(s) have been Queued for longer than their timeout + {1} s").format(
-				len(names), slots.grace_seconds()
-			),
-			_(
-				"Start a worker on their queue; if Redis lost them, the scheduler re-queues them (`bench --site {0} execute sync_tweaks.scheduler.run_maintenance`)"
-			).format(frappe.local.site),
-			tuple(names[:SHOWN]),
-		)
-	]
+	return _overdue_finding(
+		"stuck_queued",
+		S.QUEUED,
+		"modified",
+		sync_job_type,
+		_(
+			"Start a worker on their queue; if Redis lost them, the scheduler re-queues them (`bench --site {0} execute sync_tweaks.scheduler.run_maintenance`)"
+		),
+	)
+
+
+def _overdue_finding(code: str, status, since: str, sync_job_type: str | None, fix: str) -> list[Finding]:
+	"""A finding for the jobs in `status` since `since` for longer than their timeout + grace."""
+	names = _overdue(since, status, sync_job_type)
+	return _jobs_finding(
+		code,
+		names,
+		_("{0} Sync Job(s) have been {1} for longer than their timeout + {2} s").format(
+			len(names), _(status.value), slots.grace_seconds()
+		),
+		fix.format(frappe.local.site),
+	)
+
+
+def _jobs_finding(code: str, names: list[str], problem: str, fix: str) -> list[Finding]:
+	"""One finding naming the first few of `names`, or none when there are none."""
+	return [Finding(code, problem, fix, tuple(names[:SHOWN]))] if names else []
 
 
 def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]:
@@ -218,20 +224,16 @@ def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]
 			if slots.holder(key):
 				continue
 		names.append(row.name)
-	if not names:
-		return []
-	return [
-		Finding(
-			"stuck_waiting",
-			_("{0} Sync Job(s) have been Waiting for over {1} minutes although their slot is free").format(
-				len(names), int(WAITING_GRACE.total_seconds() // 60)
-			),
-			_(
-				"The scheduler dispatches waiting jobs every minute: enable it, or dispatch now with `bench --site {0} execute sync_tweaks.dispatch.run_dispatch`"
-			).format(frappe.local.site),
-			tuple(names[:SHOWN]),
-		)
-	]
+	return _jobs_finding(
+		"stuck_waiting",
+		names,
+		_("{0} Sync Job(s) have been Waiting for over {1} minutes although their slot is free").format(
+			len(names), int(WAITING_GRACE.total_seconds() // 60)
+		),
+		_(
+			"The scheduler dispatches waiting jobs every minute: enable it, or dispatch now with `bench --site {0} execute sync_tweaks.dispatch.run_dispatch`"
+		).format(frappe.local.site),
+	)
 
 
 def check_overdue_retries(types: list, sync_job_type: str | None) -> list[Finding]:
@@ -248,20 +250,16 @@ def check_overdue_retries(types: list, sync_job_type: str | None) -> list[Findin
 		order_by="retry_after asc",
 		limit=1000,
 	)
-	if not names:
-		return []
-	return [
-		Finding(
-			"overdue_retries",
-			_("{0} failed Sync Job(s) were due for a retry more than {1} minutes ago").format(
-				len(names), int(RETRY_GRACE.total_seconds() // 60)
-			),
-			_(
-				"The scheduler is not running: `bench --site {0} enable-scheduler`, or retry now with `bench --site {0} sync-job retry --failed`"
-			).format(frappe.local.site),
-			tuple(names[:SHOWN]),
-		)
-	]
+	return _jobs_finding(
+		"overdue_retries",
+		names,
+		_("{0} failed Sync Job(s) were due for a retry more than {1} minutes ago").format(
+			len(names), int(RETRY_GRACE.total_seconds() // 60)
+		),
+		_(
+			"The scheduler is not running: `bench --site {0} enable-scheduler`, or retry now with `bench --site {0} sync-job retry --failed`"
+		).format(frappe.local.site),
+	)
 
 
 def _overdue(since_field: str, status: S, sync_job_type: str | None) -> list[str]:
