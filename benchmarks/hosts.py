@@ -1,106 +1,51 @@
-"""Where the benchmarks run: the in-repo stand-in (temp site, private Redis) or a real site (`--site`).
+"""Where the benchmarks run: tests/servers.py's host (a temporary stand-in site on private Redis, or a
+real site with `--site`), plus the benchmark's workers, logged to one file, and site-config changes.
 
 `prepare_path(real)` must run before `import frappe`: it puts the stand-in first on sys.path.
 """
 
 import contextlib
-import io
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS = os.path.join(ROOT, "tests")
-STANDIN = os.path.join(TESTS, "standin")
-TEST_APP = os.path.join(TESTS, "test_app")
 QUEUE = "default"
 _MISSING = object()
 
 if ROOT not in sys.path:
 	sys.path.insert(0, ROOT)
-from tests.servers import RedisServer, free_port, wait_for_port, worker_command  # noqa: E402
+from tests import servers  # noqa: E402
 from tests.servers import kill_process_group as stop_process_group  # noqa: E402
 
-
-def prepare_path(real: bool):
-	"""Make `frappe` the stand-in (unless real) and the app, fixture app and benchmarks importable."""
-	if real:
-		if ROOT not in sys.path:
-			sys.path.append(ROOT)
-		return
-	for path in (TEST_APP, ROOT, STANDIN):
-		if path not in sys.path:
-			sys.path.insert(0, path)
+prepare_path = servers.use_frappe
 
 
-class Host:
+class Host(servers.Host):
 	"""A connected site plus the worker processes and site-config changes made for the run."""
 
 	def __init__(self, site: str | None = None, sites_path: str = "."):
-		self.real = bool(site)
-		self.site = site or "bench.localhost"
-		self.sites_path = os.path.abspath(sites_path)
-		self.directory = None
-		self.servers: list[RedisServer] = []
-		self.workers: list[subprocess.Popen] = []
+		super().__init__(site, os.path.abspath(sites_path), standin_site="bench.localhost", developer_mode=0)
+		self.workers: list = []
 		self.saved_config: dict = {}
 		self.log_path = None
 
-	@property
-	def name(self) -> str:
-		return f"site {self.site}" if self.real else "stand-in"
-
 	def start(self):
-		import frappe
-
-		if not self.real:
-			import standin_site
-
-			self.directory = tempfile.mkdtemp(prefix="sync-tweaks-bench-")
-			cache, queue = RedisServer(self.directory), RedisServer(self.directory)
-			self.servers = [cache, queue]
-			for server in self.servers:
-				server.start()
-			self.sites_path = os.path.join(self.directory, "sites")
-			with contextlib.redirect_stdout(io.StringIO()):
-				standin_site.create_site(
-					self.sites_path,
-					self.site,
-					redis_url=queue.url,
-					apps=["sync_tweaks", "sync_tweaks_tests"],
-					developer_mode=0,
-					extra_config={"redis_cache": cache.url, "redis_queue": queue.url},
-				)
+		super().start()
 		self.log_path = os.path.join(
 			self.directory or tempfile.gettempdir(), f"sync-bench-workers-{os.getpid()}.log"
 		)
-		frappe.init(site=self.site, sites_path=self.sites_path)
-		frappe.connect()
-		frappe.set_user("Administrator")
 
 	def stop(self):
 		"""Stop every worker, restore the site config, disconnect, stop private Redis servers."""
-		import frappe
-
 		self.stop_workers()
 		with contextlib.suppress(Exception):
 			self.restore_config()
-		with contextlib.suppress(Exception):
-			frappe.db.rollback()
-			frappe.destroy()
-		for server in self.servers:
-			server.stop()
-		if self.directory:
-			shutil.rmtree(self.directory, ignore_errors=True)
-
-	def worker_command(self) -> list[str]:
-		return [*worker_command(self.real, self.site, self.sites_path, QUEUE), "--quiet"]
+		super().stop()
 
 	def start_workers(self, count: int, timeout: float = 60):
 		"""Start `count` worker processes and wait until RQ lists them on the queue."""
@@ -109,18 +54,7 @@ class Host:
 		before = registered_workers()
 		log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the children)
 		for _ in range(count):
-			self.workers.append(
-				subprocess.Popen(
-					self.worker_command(),
-					cwd=self.sites_path if self.real else ROOT,
-					start_new_session=True,
-					stdout=log,
-					stderr=subprocess.STDOUT,
-					env=None
-					if self.real
-					else {**os.environ, "PYTHONPATH": os.pathsep.join([STANDIN, ROOT, TEST_APP])},
-				)
-			)
+			self.workers.append(self.start_worker(QUEUE, "--quiet", stdout=log, stderr=subprocess.STDOUT))
 		log.close()
 		deadline = time.monotonic() + timeout
 		while registered_workers() < before + count:
