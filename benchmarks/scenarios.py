@@ -15,7 +15,9 @@ import frappe
 from frappe.utils import get_datetime, now_datetime
 from frappe.utils.background_jobs import get_queue
 
-from sync_tweaks import dispatch, slots
+from sync_tweaks.queue import after_commit
+from sync_tweaks.queue import dispatcher as dispatch
+from sync_tweaks.queue import slots
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 
 BENCH = "Bench Note Sync"
@@ -493,14 +495,14 @@ def _waiting_jobs(sources: list[str]) -> list[str]:
 	names = []
 	for start in range(0, len(sources), 5000):
 		# no dispatch after these commits: it would queue the probe and the backlog
-		frappe.flags[dispatch.FLAG] = True
+		frappe.flags[after_commit.RUNNING] = True
 		try:
 			with contextlib.redirect_stdout(io.StringIO()):
 				names += enqueue_sync_jobs(BENCH, sources[start : start + 5000], queue_on_insert=True)
 			frappe.db.commit()
 		finally:
-			frappe.flags.pop(dispatch.FLAG, None)
-			frappe.flags.pop(dispatch.KEYS_FLAG, None)
+			frappe.flags.pop(after_commit.RUNNING, None)
+			after_commit.forget()
 	return names
 
 

@@ -1,21 +1,66 @@
-"""One run of a controller against one Sync Job: target discovery, update, diff and save.
+"""Applying a controller to one Sync Job: target discovery, update, diff, save, relay and hooks.
 
-`SyncRun.run()` returns an `Outcome`; it never commits. The runner decides what survives.
+`run(job)` returns an `Outcome` and never commits; the worker decides what survives. In a dry run
+every write (the controller's included) is rolled back to a savepoint.
 """
+
+import contextlib
 
 import frappe
 from frappe import _
 
+from sync_tweaks import controller
 from sync_tweaks.engine.diff import diff_snapshots, is_empty
 from sync_tweaks.engine.outcome import Outcome
 from sync_tweaks.engine.request import RequestError, parse_operation
 from sync_tweaks.engine.shapes import Shape
-from sync_tweaks.engine.status import S
+from sync_tweaks.engine.status import FINISHED_HOOK, S
 from sync_tweaks.exceptions import SyncControllerError
+from sync_tweaks.queue.transactions import nested_callbacks
+from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
 from sync_tweaks.utils.snapshot import snapshot
 
 TARGET_KEYS = frozenset({"operation", "target_document_type", "target_document_name", "context"})
 ENABLED_FLAG = {"Insert": "insert_enabled", "Update": "update_enabled", "Delete": "delete_enabled"}
+
+
+def run(job) -> Outcome:
+	"""Run the job's controller in its mode; relays create the child jobs."""
+	module, shape = controller.load(get_job_type(job.sync_job_type))
+	sync_run = SyncRun(job, module, shape)
+	with dry_run_scope(job, "sync_job_dry_run"):
+		outcome = sync_run.run()
+	if outcome.status == S.RELAYED:
+		children = create_children(job, outcome.targets)
+		job.multiple_target_documents = frappe.as_json(
+			[
+				{
+					"sync_job": child.name,
+					"operation": child.operation,
+					"target_document_type": child.target_document_type,
+					"target_document_name": child.target_document_name,
+				}
+				for child in children
+			]
+		)
+		with dry_run_scope(job, "sync_job_dry_run_relay"):
+			sync_run.hook("after_relay", children)
+	if outcome.status in FINISHED_HOOK:
+		with dry_run_scope(job, "sync_job_dry_run_finished"):
+			sync_run.hook("finished", None if outcome.status == S.RELAYED else outcome.target_doc)
+	return outcome
+
+
+def dry_run_scope(job, savepoint: str):
+	"""In a dry run, roll back whatever the block writes, as a transaction of its own."""
+	return nested_callbacks(savepoint) if job.dry_run else contextlib.nullcontext()
+
+
+def create_children(job, targets: list[dict]) -> list:
+	"""One child job per target, inheriting the parent's flags, queue, limits and trigger."""
+	from sync_tweaks.utils.sync_job import child_request, insert_job
+
+	return [insert_job(child_request(job, target)) for target in targets]
 
 
 class SyncRun:

@@ -12,8 +12,16 @@ import frappe
 from frappe.commands import get_site, pass_context
 from frappe.utils import strip_html
 
+from sync_tweaks.engine.status import S
+from sync_tweaks.queue import dispatcher, lines, slots, worker
+from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import act
+from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
+from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
+
 # how many job names enqueue and retry print before summarising
 LISTED = 20
+# sources per transaction in bulk commands
+CHUNK = 1000
 
 
 @click.group("sync-job")
@@ -34,9 +42,6 @@ def enqueue(context, sync_job_type, sources, dry_run, context_json, all_sources)
 	if all_sources and sources:
 		raise click.UsageError(_("Give SOURCE names or --all, not both"))
 	with connected(context), refused():
-		from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import get_job_type
-		from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
-
 		job_type = get_job_type(sync_job_type)
 		source_type = job_type.source_document_type
 		if all_sources:
@@ -49,11 +54,11 @@ def enqueue(context, sync_job_type, sources, dry_run, context_json, all_sources)
 			check_sources_exist(source_type, sources)
 		common = {"context": job_context, "dry_run": dry_run, "trigger_type": "Manual"}
 		if len(sources) > 1:
-			names = enqueue_sync_jobs(sync_job_type, list(sources), **common)
+			names = enqueue_in_chunks(sync_job_type, list(sources), common)
 		else:
 			source = sources[0] if sources else None
 			names = [enqueue_sync_job(sync_job_type, source_document_name=source, **common).name]
-		frappe.db.commit()
+			frappe.db.commit()
 		click.echo(_("Enqueued {0} Sync Job(s) of {1}").format(len(names), sync_job_type))
 		for name in names[:LISTED]:
 			click.echo(f"  {name}  {frappe.db.get_value('Sync Job', name, 'status')}")
@@ -69,11 +74,8 @@ def run(context, name):
 	when the job ends Failed.
 	"""
 	with connected(context), refused():
-		from sync_tweaks import runner
-
-		take_for_foreground(name)
-		frappe.db.commit()
-		status = runner.run_sync_job(name)
+		delivery = take_for_foreground(name)
+		status = worker.run_batch([name], delivery)[0]
 		job = frappe.get_doc("Sync Job", name)
 		if status is None:
 			raise click.ClickException(
@@ -96,17 +98,18 @@ def retry(context, name, all_failed, sync_job_type):
 	with connected(context), refused():
 		if name:
 			names = [name]
-			job = get_job(name)
-			allowed(job, "retry", _("retry"))
-			job.retry_now()
+			get_job(name)
+			act(name, "retry")
 		else:
 			filters = {"status": "Failed"}
 			if sync_job_type:
 				get_job_type_or_fail(sync_job_type)
 				filters["sync_job_type"] = sync_job_type
 			names = frappe.get_all("Sync Job", filters=filters, pluck="name", order_by="creation asc")
-			for job_name in names:
-				frappe.get_doc("Sync Job", job_name).retry_now()
+			for i, job_name in enumerate(names, 1):
+				act(job_name, "retry")
+				if i % CHUNK == 0:
+					frappe.db.commit()  # short transactions: dispatchers skip rows locked here
 		frappe.db.commit()
 		click.echo(_("Retried {0} Sync Job(s)").format(len(names)))
 		for job_name in names[:LISTED]:
@@ -120,9 +123,8 @@ def retry(context, name, all_failed, sync_job_type):
 def cancel(context, name, reason):
 	"""Cancel job NAME (Pending, Waiting, Queued or Failed); a canceled job never runs."""
 	with connected(context), refused():
-		job = get_job(name)
-		allowed(job, "cancel_sync", _("cancel"))
-		job.cancel_now(reason)
+		get_job(name)
+		act(name, "cancel_sync", reason)
 		frappe.db.commit()
 		click.echo(_("Canceled Sync Job {0}").format(name))
 
@@ -258,53 +260,47 @@ def get_job_type_or_fail(name: str) -> None:
 		raise click.ClickException(_("Sync Job Type {0} does not exist").format(name))
 
 
-def allowed(job, action: str, verb: str) -> None:
-	from sync_tweaks.engine.status import ACTIONS, S
+def enqueue_in_chunks(sync_job_type: str, sources: list[str], common: dict) -> list[str]:
+	"""Bulk enqueue, committing every CHUNK sources so no transaction holds thousands of row locks."""
+	names = []
+	with click.progressbar(length=len(sources), label=_("Enqueueing Sync Jobs")) as bar:
+		for start in range(0, len(sources), CHUNK):
+			chunk = sources[start : start + CHUNK]
+			names.extend(enqueue_sync_jobs(sync_job_type, chunk, **common))
+			frappe.db.commit()
+			bar.update(len(chunk))
+	return names
 
-	if S(job.status) not in ACTIONS[action]:
-		statuses = ", ".join(_(s.value) for s in S if s in ACTIONS[action])
-		raise click.ClickException(
-			_("Cannot {0} Sync Job {1}: it is {2} (only {3})").format(verb, job.name, _(job.status), statuses)
-		)
 
+def take_for_foreground(name: str) -> str:
+	"""Queue job `name` for this process through the dispatcher; returns the delivery id.
 
-def take_for_foreground(name: str) -> None:
-	"""Move a Pending, Waiting or Failed job to Queued under its concurrency slot (Queued ones stay)."""
-	from sync_tweaks import slots
-	from sync_tweaks.engine.status import ACTIVE, S
-
+	A Pending or Failed job is first moved to Waiting as the Start and Retry buttons do (undone
+	when the job cannot run now).
+	"""
 	job = get_job(name)
-	job.reload_for_update()
-	runnable = (S.PENDING, S.WAITING, S.FAILED, S.QUEUED)
-	if S(job.status) not in runnable:
+	if job.status in (S.PENDING.value, S.FAILED.value):
+		job = act(name, "start" if job.status == S.PENDING.value else "retry")
+	if job.status == S.QUEUED.value:
+		frappe.db.rollback()
+		return job.job_id
+	if job.status != S.WAITING.value:
 		raise click.ClickException(
-			_("Cannot run Sync Job {0}: it is {1} (only {2})").format(
-				name, _(job.status), ", ".join(_(s.value) for s in runnable)
+			_("Cannot run Sync Job {0}: it is {1} (only Pending, Waiting, Queued or Failed)").format(
+				name, _(job.status)
 			)
 		)
-	if job.status == S.QUEUED:
-		return
-	key = job.concurrency_key
-	if key:
-		other = frappe.db.get_value(
-			"Sync Job",
-			{"concurrency_key": key, "status": ["in", [s.value for s in ACTIVE]], "name": ["!=", name]},
-			"name",
-		)
-		if other or not slots.acquire(key, name, (job.timeout or 300) + slots.grace_seconds()):
-			raise click.ClickException(
-				_("Sync Job {0} holds the concurrency slot {1}; run this job when it ends").format(
-					other or slots.holder(key), key
-				)
+	delivery = "foreground-" + frappe.generate_hash(length=12)
+	if not dispatcher.take_one(name, delivery):
+		frappe.db.rollback()
+		holder = lines.holder(job.concurrency_key) or slots.holder(job.concurrency_key)
+		raise click.ClickException(
+			_("Sync Job {0} holds the concurrency slot {1}; run this job when it ends").format(
+				holder, job.concurrency_key
 			)
-	try:
-		if job.status != S.WAITING:
-			job.transition(S.WAITING, retry_after=None)
-		job.transition(S.QUEUED, job_id=None)
-	except Exception:
-		if key:
-			slots.release(key, name)
-		raise
+		)
+	frappe.db.commit()
+	return delivery
 
 
 def print_findings(findings: list) -> None:

@@ -11,9 +11,11 @@ import frappe
 import redis
 from frappe import _
 from frappe.utils import get_datetime, now_datetime
+from frappe.utils.background_jobs import get_queues_timeout
 
-from sync_tweaks import slots
+from sync_tweaks import controller
 from sync_tweaks.engine.status import S
+from sync_tweaks.queue import clock, dispatcher, lines, slots, workers
 
 # a Waiting job whose key is free should be dispatched within a minute (scheduler tick) or at once
 WAITING_GRACE = timedelta(minutes=2)
@@ -48,6 +50,7 @@ def run(sync_job_type: str | None = None) -> list[Finding]:
 		check_stuck_queued,
 		check_stuck_waiting,
 		check_overdue_retries,
+		check_lines_behind_retry,
 	):
 		try:
 			findings.extend(check(types, sync_job_type))
@@ -74,9 +77,7 @@ def enabled_types(sync_job_type: str | None = None) -> list:
 
 
 def check_workers(types: list, sync_job_type: str | None) -> list[Finding]:
-	"""Every queue an enabled type (or an open job) uses has a worker listening."""
-	from frappe.utils.background_jobs import get_queue, get_queues_timeout
-	from rq import Worker
+	"""Every queue an enabled type (or an open job) uses has a live worker listening."""
 
 	queues = {job_type.queue for job_type in types if job_type.queue}
 	queues |= _queues_of(sync_job_type, S.WAITING, S.QUEUED)
@@ -92,7 +93,7 @@ def check_workers(types: list, sync_job_type: str | None) -> list[Finding]:
 					),
 				)
 			)
-		elif not Worker.all(queue=get_queue(queue)):
+		elif not workers.live_workers(queue):
 			findings.append(
 				Finding(
 					"workers",
@@ -141,8 +142,6 @@ def check_scheduler(types: list, sync_job_type: str | None) -> list[Finding]:
 
 def check_controllers(types: list, sync_job_type: str | None) -> list[Finding]:
 	"""Every enabled type's controller imports and has a valid shape."""
-	from sync_tweaks import controller
-
 	findings = []
 	for job_type in types:
 		for problem in controller.problems(job_type):
@@ -157,15 +156,23 @@ def check_controllers(types: list, sync_job_type: str | None) -> list[Finding]:
 
 
 def check_stuck_started(types: list, sync_job_type: str | None) -> list[Finding]:
-	"""Started jobs past timeout + grace: recovery (a scheduler job) should have failed them."""
-	return _overdue_finding(
+	"""Started jobs a minute past their deadline (timeout + grace): recovery should have failed them."""
+	names = frappe.get_all(
+		"Sync Job",
+		filters=_job_filters(sync_job_type, status=S.STARTED.value, deadline_at=["between", [0.001, clock.now() - 60]]),
+		pluck="name",
+		order_by="deadline_at asc",
+		limit=1000,
+	)
+	return _jobs_finding(
 		"stuck_started",
-		S.STARTED,
-		"started_at",
-		sync_job_type,
-		_(
-			"Their worker died and recovery did not run: enable the scheduler, or recover now with `bench --site {0} execute sync_tweaks.scheduler.run_maintenance`"
+		names,
+		_("{0} Sync Job(s) have been Started for longer than their timeout + {1} s").format(
+			len(names), slots.grace_seconds()
 		),
+		_(
+			"Their worker died and recovery did not run: enable the scheduler, or recover now with `bench --site {0} execute sync_tweaks.queue.maintenance.run_maintenance`"
+		).format(frappe.local.site),
 	)
 
 
@@ -177,7 +184,7 @@ def check_stuck_queued(types: list, sync_job_type: str | None) -> list[Finding]:
 		"modified",
 		sync_job_type,
 		_(
-			"Start a worker on their queue; if Redis lost them, the scheduler re-queues them (`bench --site {0} execute sync_tweaks.scheduler.run_maintenance`)"
+			"Start a worker on their queue; if Redis lost them, the scheduler re-queues them (`bench --site {0} execute sync_tweaks.queue.maintenance.run_maintenance`)"
 		),
 	)
 
@@ -201,11 +208,9 @@ def _jobs_finding(code: str, names: list[str], problem: str, fix: str) -> list[F
 
 
 def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]:
-	"""Waiting jobs whose key has no active job and a free slot, unmoved for 2 minutes."""
-	from sync_tweaks import dispatch
-
+	"""Waiting jobs whose line is free and slot unheld, unmoved for 2 minutes (not refused a queue)."""
 	cutoff = now_datetime() - WAITING_GRACE
-	busy = dispatch.active_keys()
+	busy = lines.busy_keys()
 	full_queues = {queue for queue in _queues_of(sync_job_type, S.WAITING) if _queue_is_full(queue)}
 	rows = frappe.get_all(
 		"Sync Job",
@@ -215,9 +220,10 @@ def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]
 		limit=1000,
 	)
 	names, seen = [], set()
+	known = set(get_queues_timeout())
 	for row in rows:
 		key = row.concurrency_key
-		if row.queue in full_queues or (key and (key in busy or key in seen)):
+		if row.queue in full_queues or row.queue not in known or (key and (key in busy or key in seen)):
 			continue
 		if key:
 			seen.add(key)
@@ -231,23 +237,22 @@ def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]
 			len(names), int(WAITING_GRACE.total_seconds() // 60)
 		),
 		_(
-			"The scheduler dispatches waiting jobs every minute: enable it, or dispatch now with `bench --site {0} execute sync_tweaks.dispatch.run_dispatch`"
+			"The scheduler dispatches waiting jobs every minute: enable it, or dispatch now with `bench --site {0} execute sync_tweaks.queue.dispatcher.run_dispatch`"
 		).format(frappe.local.site),
 	)
 
 
 def check_overdue_retries(types: list, sync_job_type: str | None) -> list[Finding]:
-	"""Failed jobs whose retry_after passed long ago: the scheduler is not running."""
+	"""Failed jobs whose retry was due long ago: the scheduler is not running."""
 	names = frappe.get_all(
 		"Sync Job",
-		filters=[
-			*_filter_list(sync_job_type),
-			["status", "=", S.FAILED.value],
-			["retry_after", "is", "set"],
-			["retry_after", "<", now_datetime() - RETRY_GRACE],
-		],
+		filters=_job_filters(
+			sync_job_type,
+			status=S.FAILED.value,
+			due_at=["between", [0.001, clock.now() - RETRY_GRACE.total_seconds()]],
+		),
 		pluck="name",
-		order_by="retry_after asc",
+		order_by="due_at asc",
 		limit=1000,
 	)
 	return _jobs_finding(
@@ -260,6 +265,30 @@ def check_overdue_retries(types: list, sync_job_type: str | None) -> list[Findin
 			"The scheduler is not running: `bench --site {0} enable-scheduler`, or retry now with `bench --site {0} sync-job retry --failed`"
 		).format(frappe.local.site),
 	)
+
+
+def check_lines_behind_retry(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Lines held by a Failed job waiting for its retry: newer jobs of its key wait behind it."""
+	rows = [
+		row for row in lines.held_behind_retry() if not sync_job_type or _of_type(row.name, sync_job_type)
+	]
+	return [
+		Finding(
+			"behind_retry",
+			_("{0} Sync Job(s) of {1} wait behind Failed job {2}, whose retry is due at {3}").format(
+				row.waiting, row.concurrency_key, row.name, row.retry_after
+			),
+			_("Wait for the retry, or retry ({0}) or cancel the Failed job to let the line move").format(
+				f"bench --site {frappe.local.site} sync-job retry {row.name}"
+			),
+			(row.name,),
+		)
+		for row in rows[:SHOWN]
+	]
+
+
+def _of_type(name: str, sync_job_type: str) -> bool:
+	return frappe.db.get_value("Sync Job", name, "sync_job_type") == sync_job_type
 
 
 def _overdue(since_field: str, status: S, sync_job_type: str | None) -> list[str]:
@@ -297,16 +326,10 @@ def _queues_of(sync_job_type: str | None, *statuses: S) -> set[str]:
 
 def _queue_is_full(queue: str) -> bool:
 	"""Backpressure: a queue at `sync_job_max_queued` keeps its jobs Waiting on purpose."""
-	from sync_tweaks import dispatch
-
-	return frappe.db.count("Sync Job", {"status": S.QUEUED.value, "queue": queue}) >= dispatch.max_queued()
+	return frappe.db.count("Sync Job", {"status": S.QUEUED.value, "queue": queue}) >= dispatcher.max_queued()
 
 
 def _job_filters(sync_job_type: str | None, **filters) -> dict:
 	if sync_job_type:
 		filters["sync_job_type"] = sync_job_type
 	return filters
-
-
-def _filter_list(sync_job_type: str | None) -> list:
-	return [["sync_job_type", "=", sync_job_type]] if sync_job_type else []

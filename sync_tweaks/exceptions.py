@@ -23,5 +23,9 @@ class SyncJobFatalError(Exception):
 	"""Raise from a controller for a failure that retrying cannot fix: the job fails without retry."""
 
 
-class SyncJobTimeout(Exception):
-	"""A job ran longer than its timeout inside a batch."""
+class ControllerCommitted(SyncControllerError):
+	"""A controller committed the transaction: a code bug, never retried."""
+
+
+class SyncJobTimeout(BaseException):
+	"""A job ran longer than its timeout; a BaseException so that `except Exception` cannot swallow it."""

@@ -18,7 +18,7 @@ after_app_install = "sync_tweaks.install.after_app_install"
 scheduler_events = {
 	"cron": {
 		# every minute: `all` runs only every 4 minutes
-		"* * * * *": ["sync_tweaks.scheduler.run_maintenance"],
+		"* * * * *": ["sync_tweaks.queue.maintenance.run_maintenance"],
 	},
 }
 

@@ -9,7 +9,9 @@ import pytest
 from frappe.utils.background_jobs import get_redis_connection_without_auth
 from sync_tweaks_tests.recorder import events
 
-from sync_tweaks import dispatch, runner, scheduler
+from sync_tweaks.queue import dispatcher as dispatch
+from sync_tweaks.queue import maintenance as scheduler
+from sync_tweaks.queue import worker as runner
 from sync_tweaks.utils.sync_job import enqueue_sync_job
 from tests.conftest import stop_process_group
 from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
@@ -33,7 +35,7 @@ def test_a_batch_isolates_failures_and_dry_runs(site_conf):
 	frappe.db.commit()
 	job_ids = {frappe.db.get_value("Sync Job", name, "job_id") for name in (failing, dry, plain)}
 	assert len(job_ids) == 1, "the three jobs share one RQ job"
-	runner.execute_sync_jobs([failing, dry, plain])
+	runner.execute_sync_jobs([failing, dry, plain], delivery=job_ids.pop())
 	assert statuses([failing, dry, plain]) == {failing: "Failed", dry: "Skipped", plain: "Finished"}
 	titles = frappe.get_all("Sync Test Target", pluck="title")
 	assert len(titles) == 1 and not any(title.startswith("careless") for title in titles)
@@ -49,7 +51,7 @@ def test_a_job_overrunning_its_timeout_fails_alone(site_conf):
 	frappe.db.set_value("Sync Job", slow, "timeout", 1)
 	frappe.db.commit()
 	started = time.monotonic()
-	runner.execute_sync_jobs([slow, quick])
+	runner.execute_sync_jobs([slow, quick], delivery=frappe.db.get_value("Sync Job", slow, "job_id"))
 	assert time.monotonic() - started < 4, "the slow job is stopped at its own timeout"
 	assert statuses([slow, quick]) == {slow: "Failed", quick: "Finished"}
 	assert frappe.db.get_value("Sync Job", slow, "error_message") == "timed out after 1 s"

@@ -9,7 +9,9 @@ import pytest
 from frappe.utils.background_jobs import get_job, get_queue
 from sync_tweaks_tests.recorder import events
 
-from sync_tweaks import dispatch, scheduler
+from sync_tweaks.queue import dispatcher as dispatch
+from sync_tweaks.queue import maintenance as scheduler
+from sync_tweaks.queue import states
 from sync_tweaks.utils.sync_job import enqueue_sync_job
 from tests.conftest import REAL_SITE, stop_process_group
 from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
@@ -99,11 +101,11 @@ def test_sigkilled_worker_is_recovered_and_the_job_retried(workers):
 
 
 def test_jobs_queued_before_a_redis_flush_finish_after_the_scheduler_runs(workers, monkeypatch):
+	monkeypatch.setattr(states, "PUSH_GRACE_SECONDS", 0)
 	names = [enqueue_sync_job(SLOW, source_doc=make_source()).name for _ in range(5)]
 	frappe.db.commit()
 	assert set(statuses(names).values()) == {"Queued"}
 	get_queue("default").connection.flushdb()
-	monkeypatch.setattr(scheduler, "PUSH_GRACE_SECONDS", 0)
 	scheduler.run_maintenance()
 	workers(1)
 	assert set(wait_for_status(names, timeout=60).values()) == {"Finished"}
@@ -122,6 +124,7 @@ def test_a_job_delivered_twice_runs_once(workers):
 
 def test_redis_down_at_enqueue_loses_nothing(host, workers, monkeypatch):
 	source = make_source()
+	monkeypatch.setattr(states, "PUSH_GRACE_SECONDS", 0)
 	host.stop_queue_redis()
 	try:
 		job = enqueue_sync_job(SLOW, source_doc=source)
@@ -129,7 +132,6 @@ def test_redis_down_at_enqueue_loses_nothing(host, workers, monkeypatch):
 		assert frappe.db.get_value("Sync Job", job.name, "status") in ("Waiting", "Queued")
 	finally:
 		host.start_queue_redis()
-	monkeypatch.setattr(scheduler, "PUSH_GRACE_SECONDS", 0)
 	scheduler.run_maintenance()
 	workers(1)
 	assert wait_for_status([job.name], timeout=60)[job.name] == "Finished"

@@ -2,9 +2,11 @@
 
 import frappe
 
-from sync_tweaks import dispatch, scheduler
+from sync_tweaks.queue import dispatcher as dispatch
+from sync_tweaks.queue import maintenance as scheduler
+from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import act
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
-from tests.utils import make_source, run_queued, statuses
+from tests.utils import make_source, run_queued, set_type, statuses
 
 
 def enqueue(source, **params):
@@ -59,7 +61,7 @@ def test_canceling_the_first_job_of_a_line_moves_the_next_one_up(site_conf):
 	frappe.db.commit()
 	assert statuses([blocker, head, behind]) == {blocker: "Queued", head: "Waiting", behind: "Waiting"}
 
-	frappe.get_doc("Sync Job", head).cancel_now("changed my mind")
+	act(head, "cancel_sync", "changed my mind")
 	frappe.db.commit()
 	run_queued()
 	assert statuses([head]) == {head: "Canceled"}
@@ -86,7 +88,39 @@ def test_a_line_that_lost_its_first_job_is_picked_up_by_the_scheduler(site_conf)
 	assert ended_in_order(stranded)
 
 
-def test_a_retried_job_waits_behind_its_keys_running_job():
+def test_newer_jobs_of_a_key_wait_behind_a_pending_retry():
+	source = make_source()
+	failed = enqueue(source, context={"fail": "until_retry"})
+	frappe.db.commit()
+	run_queued()
+	newer = enqueue(source)
+	other = enqueue(make_source())
+	frappe.db.commit()
+	assert statuses([failed, newer, other]) == {failed: "Failed", newer: "Waiting", other: "Queued"}, (
+		"the newer job of the key waits for the retry; other keys are not blocked"
+	)
+	run_queued()
+	assert statuses([newer]) == {newer: "Waiting"}
+
+	scheduler.run_maintenance()  # retry_delay 0: due at once
+	run_queued()
+	assert ran([failed, newer])
+	assert ended_in_order([failed, newer]), "the retry runs before the newer job"
+
+
+def test_a_job_without_retries_left_frees_its_line():
+	set_type("Test Single Sync", max_retries=0)
+	source = make_source()
+	failed = enqueue(source, context={"fail": "error"})
+	frappe.db.commit()
+	run_queued()
+	newer = enqueue(source)
+	frappe.db.commit()
+	assert statuses([failed, newer]) == {failed: "Failed", newer: "Queued"}
+
+
+def test_a_manually_retried_job_waits_behind_its_keys_running_job():
+	set_type("Test Single Sync", max_retries=0)
 	source = make_source()
 	failed = enqueue(source, context={"fail": "error"})
 	frappe.db.commit()
@@ -95,11 +129,10 @@ def test_a_retried_job_waits_behind_its_keys_running_job():
 	frappe.db.commit()
 	assert statuses([failed, running]) == {failed: "Failed", running: "Queued"}
 
-	frappe.get_doc("Sync Job", failed).retry_now()
+	act(failed, "retry")
 	frappe.db.commit()
 	assert statuses([failed]) == {failed: "Waiting"}
 	assert dispatch.run_dispatch() == []
 	run_queued()
 	assert statuses([failed]) == {failed: "Failed"}
 	assert ran([running])
-	assert ended_in_order([running, failed])

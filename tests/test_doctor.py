@@ -1,6 +1,7 @@
 """`sync-job doctor`: each check finds what it should, a healthy site has no findings, the form banner."""
 
 import contextlib
+import time
 from datetime import timedelta
 
 import frappe
@@ -10,8 +11,9 @@ from frappe.utils import now_datetime
 from frappe.utils.background_jobs import get_queue
 from rq import Worker
 
-from sync_tweaks import doctor, slots
+from sync_tweaks import doctor
 from sync_tweaks.commands import sync_job
+from sync_tweaks.queue import slots
 from sync_tweaks.utils.sync_job import create_sync_job, enqueue_sync_job
 from tests.test_security import as_user, call
 from tests.utils import make_source, set_type, wait_for
@@ -66,10 +68,8 @@ def test_disabled_scheduler_is_found():
 
 
 def test_job_started_past_timeout_and_grace_is_stuck():
-	timeout = frappe.db.get_value("Sync Job Type", "Test Single Sync", "timeout")
-	grace = slots.grace_seconds()
-	recent = pending_job(status="Started", started_at=now_datetime() - timedelta(seconds=timeout))
-	stuck = pending_job(status="Started", started_at=now_datetime() - timedelta(seconds=timeout + grace + 5))
+	recent = pending_job(status="Started", deadline_at=time.time() + 10)
+	stuck = pending_job(status="Started", deadline_at=time.time() - 65)
 	found = finding("stuck_started")
 	assert found and found.jobs == (stuck,) and recent not in found.jobs
 	assert "run_maintenance" in found.fix
@@ -103,9 +103,9 @@ def test_waiting_job_whose_slot_is_held_is_not_stuck():
 
 
 def test_failed_job_long_past_its_retry_is_found():
-	overdue = pending_job(status="Failed", retry_after=now_datetime() - LONG_AGO)
-	pending_job(status="Failed", retry_after=now_datetime() - timedelta(seconds=30))
-	pending_job(status="Failed", retry_after=None)
+	overdue = pending_job(status="Failed", due_at=time.time() - LONG_AGO.total_seconds())
+	pending_job(status="Failed", due_at=time.time() - 30)
+	pending_job(status="Failed", due_at=0)
 	found = finding("overdue_retries")
 	assert found and found.jobs == (overdue,) and "sync-job retry --failed" in found.fix
 
@@ -120,7 +120,7 @@ def test_queue_without_workers_is_found():
 
 
 def test_findings_are_scoped_to_one_type():
-	pending_job(status="Failed", retry_after=now_datetime() - LONG_AGO)
+	pending_job(status="Failed", due_at=time.time() - LONG_AGO.total_seconds())
 	assert "controller" not in checks(doctor.run("Test Single Sync"))
 	assert "overdue_retries" not in checks(doctor.run("Test Broken Sync"))
 	assert {"controller", "overdue_retries"} <= checks(doctor.run())

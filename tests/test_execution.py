@@ -1,6 +1,7 @@
 """Execution: shapes, hook order, flags, dry runs, diffs, failures, retries and user actions."""
 
 import json
+import time
 from datetime import timedelta
 
 import frappe
@@ -9,8 +10,9 @@ from frappe.utils import now_datetime
 from frappe.utils.background_jobs import get_job
 from sync_tweaks_tests.recorder import events
 
-from sync_tweaks import runner, scheduler
 from sync_tweaks.exceptions import SyncJobTransitionError
+from sync_tweaks.queue import maintenance as scheduler
+from sync_tweaks.queue import worker as runner
 from sync_tweaks.utils.sync_job import create_sync_job, enqueue_sync_job
 from tests.utils import make_source, run_queued, set_type
 
@@ -257,11 +259,12 @@ def test_max_retries_zero_never_retries():
 	assert scheduler.retry_due() == []
 
 
-def test_retry_waits_for_retry_after_in_site_time():
+def test_retry_waits_until_it_is_due():
 	job = run(source_doc=make_source(), context={"fail": "error"})
-	frappe.db.set_value("Sync Job", job.name, "retry_after", now_datetime() + timedelta(minutes=2))
+	assert job.due_at and job.retry_after, "due (epoch, compared) and retry after (site time, shown)"
+	frappe.db.set_value("Sync Job", job.name, "due_at", time.time() + 120)
 	assert job.name not in scheduler.retry_due()
-	frappe.db.set_value("Sync Job", job.name, "retry_after", now_datetime() - timedelta(seconds=1))
+	frappe.db.set_value("Sync Job", job.name, "due_at", time.time() - 1)
 	assert job.name in scheduler.retry_due()
 
 
@@ -272,9 +275,10 @@ def test_start_cancel_retry_and_dry_run_again():
 	frappe.db.commit()
 	assert frappe.db.get_value("Sync Job", pending.name, "status") == "Queued"
 	pending.reload()
+	delivery = pending.job_id
 	pending.cancel_sync("not needed")
 	frappe.db.commit()
-	assert runner.run_sync_job(pending.name) is None, (
+	assert runner.run_sync_job(pending.name, delivery) is None, (
 		"a canceled job never runs, even when its RQ job was queued"
 	)
 	pending.reload()
@@ -298,6 +302,7 @@ def test_start_cancel_retry_and_dry_run_again():
 def test_a_second_delivery_of_the_same_job_is_a_no_op():
 	job = enqueue_sync_job("Test Single Sync", source_doc=make_source())
 	frappe.db.commit()
-	assert runner.run_sync_job(job.name) == "Finished"
-	assert runner.run_sync_job(job.name) is None
+	delivery = frappe.db.get_value("Sync Job", job.name, "job_id")
+	assert runner.run_sync_job(job.name, delivery) == "Finished"
+	assert runner.run_sync_job(job.name, delivery) is None
 	assert len([e for e in events(job.name) if e["event"] == "after_start"]) == 1

@@ -6,8 +6,8 @@ import frappe
 import redis
 from frappe.utils.background_jobs import get_queue
 
-from sync_tweaks import runner
 from sync_tweaks.engine.status import S
+from sync_tweaks.queue import worker
 
 FIXTURE_TYPES = (
 	"Test Single Sync",
@@ -43,13 +43,13 @@ def run_queued(max_rounds: int = 20) -> list[str]:
 	"""Run every Queued job in this process, as a worker would, until none is left; returns statuses."""
 	statuses = []
 	for _ in range(max_rounds):
-		names = frappe.get_all(
-			"Sync Job", filters={"status": S.QUEUED.value}, pluck="name", order_by="creation asc"
+		rows = frappe.get_all(
+			"Sync Job", filters={"status": S.QUEUED.value}, fields=["name", "job_id"], order_by="creation asc"
 		)
-		if not names:
+		if not rows:
 			break
-		for name in names:
-			statuses.append(runner.run_sync_job(name))
+		for row in rows:
+			statuses.extend(worker.run_batch([row.name], row.job_id))
 	return statuses
 
 

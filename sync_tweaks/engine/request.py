@@ -107,6 +107,72 @@ class SyncJobRequest:
 		fields = dataclasses.asdict(self)
 		return {key: value for key, value in fields.items() if value is not None}
 
+	def job_fields(self, job_type) -> dict[str, Any]:
+		"""Every field of the new job: the request's values, the rest copied from `job_type`."""
+		fields = {key: None for key in (*NAME_FIELDS, *TRIGGER_FIELDS, "context")}
+		fields.update(self.as_doc_fields())
+		fill_from_type(fields, job_type)
+		for key in FLAG_FIELDS:
+			fields[key] = int(bool(fields.get(key)))
+		fields.setdefault("operation", "")
+		return fields
+
+	def replace(self, **changes) -> "SyncJobRequest":
+		return dataclasses.replace(self, **changes)
+
+
+def fill_from_type(fields: dict, job_type) -> dict:
+	"""Fill the values a job takes from its type when the caller left them unset (0 is a value)."""
+	for key in TYPE_DEFAULTS:
+		if fields.get(key) is None or fields.get(key) == "":
+			fields[key] = job_type.get(key)
+	fields["verbose_logging"] = int(bool(fields.get("verbose_logging") or job_type.get("verbose_logging")))
+	fields["source_document_type"] = fields.get("source_document_type") or job_type.get(
+		"source_document_type"
+	)
+	fields["target_document_type"] = fields.get("target_document_type") or job_type.get(
+		"target_document_type"
+	)
+	fields["sync_job_type"] = job_type.get("name")
+	return fields
+
+
+def concurrency_key(
+	job_type, source_document_type: str | None, source_document_name: str | None
+) -> str | None:
+	"""The key whose slot a job needs: None runs without a slot."""
+	mode = job_type.concurrency or "Per Source"
+	if mode == "Global":
+		return "global"
+	if mode == "Per Type":
+		return f"type:{job_type.name}"
+	if mode == "Per Source":
+		return f"source:{job_type.name}:{source_document_type}:{source_document_name or ''}"[:TITLE_LENGTH]
+	return None
+
+
+def make_title(job) -> str:
+	if job.target_document_type and job.target_document_name:
+		title = f"{job.source_document_type} > {job.target_document_type}: {job.target_document_name}"
+	elif job.source_document_name:
+		title = f"{job.source_document_type}: {job.source_document_name}"
+	else:
+		title = f"{job.source_document_type}"
+	return title[:TITLE_LENGTH]
+
+
+def identity(fields: dict) -> tuple:
+	"""What makes two not-yet-started jobs of one type and source identical (coalescing)."""
+	normalised = []
+	for key in IDENTITY_FIELDS:
+		value = fields.get(key)
+		if key == "context" and value:
+			value = json.dumps(json.loads(value), sort_keys=True)
+		if isinstance(value, bool):
+			value = int(value)
+		normalised.append(value if value not in ("", None) else None)
+	return tuple(normalised)
+
 
 def parse_operation(value: Any) -> str:
 	"""Title-case insert/update/delete in any case; "" for none."""
@@ -202,13 +268,40 @@ NAME_FIELDS = (
 	"triggered_by_document_type",
 	"triggered_by_document_name",
 )
-FLAG_FIELDS = (
-	"queue_on_insert",
+# behaviour flags a job carries (children and dry-run clones inherit them)
+BEHAVIOUR_FLAGS = (
 	"dry_run",
 	"insert_enabled",
 	"update_enabled",
 	"delete_enabled",
 	"update_without_changes_enabled",
+)
+FLAG_FIELDS = ("queue_on_insert", *BEHAVIOUR_FLAGS)
+TRIGGER_FIELDS = (
+	"trigger_type",
+	"triggered_by_document_type",
+	"triggered_by_document_name",
+	"trigger_document_timestamp",
+)
+# copied from the Sync Job Type when the caller leaves them unset
+TYPE_DEFAULTS = ("queue", "timeout", "retry_delay", "max_retries")
+TYPE_FILLED = (
+	*TYPE_DEFAULTS,
+	"verbose_logging",
+	"source_document_type",
+	"target_document_type",
+	"sync_job_type",
+)
+TITLE_LENGTH = 140
+# what makes two not-yet-started jobs of one type and source identical
+IDENTITY_FIELDS = (
+	"operation",
+	"target_document_type",
+	"target_document_name",
+	"context",
+	*BEHAVIOUR_FLAGS,
+	"queue",
+	"parent_sync_job",
 )
 PARAMETERS = frozenset(f.name for f in dataclasses.fields(SyncJobRequest)) | {
 	"source_doc",

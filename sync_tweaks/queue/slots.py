@@ -12,17 +12,23 @@ _REFRESH = (
 
 
 def grace_seconds() -> int:
-	return frappe.conf.get("sync_job_recovery_grace") or GRACE
+	"""Seconds after a job's timeout before its silence counts as lost (site config `sync_job_recovery_grace`)."""
+	return int(frappe.conf.get("sync_job_recovery_grace") or GRACE)
 
 
-def acquire(key: str, holder: str, ttl: int) -> bool:
+def ttl(timeout: int | None) -> int:
+	"""How long a job's slot lives: its timeout plus the grace."""
+	return (timeout or 300) + grace_seconds()
+
+
+def acquire(key: str, holder: str, timeout: int | None) -> bool:
 	"""Take the slot of `key` for `holder` unless someone holds it."""
-	return bool(_redis().set(_name(key), holder, nx=True, ex=max(int(ttl), 1)))
+	return bool(_redis().set(_name(key), holder, nx=True, ex=ttl(timeout)))
 
 
-def refresh(key: str, holder: str, ttl: int) -> bool:
+def refresh(key: str, holder: str, timeout: int | None) -> bool:
 	"""Extend the slot's lifetime if `holder` still holds it."""
-	return bool(_redis().eval(_REFRESH, 1, _name(key), holder, max(int(ttl), 1)))
+	return bool(_redis().eval(_REFRESH, 1, _name(key), holder, ttl(timeout)))
 
 
 def release(key: str, holder: str) -> bool:

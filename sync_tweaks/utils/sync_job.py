@@ -11,37 +11,30 @@ Jobs are inserted in the caller's transaction and pushed to RQ only after it com
 back, no job exists and nothing runs. Nothing here commits.
 """
 
-import json
+from datetime import timedelta
 from typing import Any
 
 import frappe
 from frappe import _
 from frappe.utils import now_datetime
 
-from sync_tweaks.engine.request import RequestError, SyncJobRequest
+from sync_tweaks.engine.request import (
+	BEHAVIOUR_FLAGS,
+	TRIGGER_FIELDS,
+	RequestError,
+	SyncJobRequest,
+	concurrency_key,
+	identity,
+	make_title,
+)
+from sync_tweaks.engine.request import (
+	IDENTITY_FIELDS as IDENTITY,
+)
 from sync_tweaks.engine.status import S
 from sync_tweaks.exceptions import InvalidSyncJobRequest, SyncJobError
+from sync_tweaks.queue import after_commit, lines, states
+from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
 
-# fields that make two not-yet-started jobs identical (coalescing)
-IDENTITY_FIELDS = (
-	"operation",
-	"target_document_type",
-	"target_document_name",
-	"context",
-	"dry_run",
-	"insert_enabled",
-	"update_enabled",
-	"delete_enabled",
-	"update_without_changes_enabled",
-	"queue",
-	"parent_sync_job",
-)
-TRIGGER_FIELDS = (
-	"trigger_type",
-	"triggered_by_document_type",
-	"triggered_by_document_name",
-	"trigger_document_timestamp",
-)
 BULK_CHUNK = 1000
 
 
@@ -63,7 +56,7 @@ def create_sync_job(sync_job_type: str | dict | None = None, **params: Any):
 	"""
 	request = parse_request(sync_job_type, params)
 	if request.queue_on_insert is None:
-		request = _replace(request, queue_on_insert=default_queue_on_insert())
+		request = request.replace(queue_on_insert=default_queue_on_insert())
 	return insert_job(request)
 
 
@@ -71,7 +64,7 @@ def enqueue_sync_job(sync_job_type: str | dict | None = None, **params: Any):
 	"""Create a Sync Job and queue it (after the caller's commit); same parameters as create_sync_job."""
 	request = parse_request(sync_job_type, params)
 	if request.queue_on_insert is None:
-		request = _replace(request, queue_on_insert=True)
+		request = request.replace(queue_on_insert=True)
 	return insert_job(request)
 
 
@@ -80,22 +73,19 @@ def enqueue_sync_jobs(sync_job_type: str, sources: list, **common: Any) -> list[
 
 	Returns the job names (existing ones where a source coalesced into a job not started yet).
 	"""
-	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import get_job_type
-
 	job_type = get_job_type(sync_job_type)
 	names: list[str] = []
 	show_progress = not getattr(frappe.local, "request", None) and len(sources) > BULK_CHUNK
 	for start in range(0, len(sources), BULK_CHUNK):
 		chunk = sources[start : start + BULK_CHUNK]
-		requests = [_bulk_request(sync_job_type, source, common) for source in chunk]
-		names.extend(_bulk_insert(job_type, requests))
+		names.extend(
+			_bulk_insert(job_type, [_bulk_request(sync_job_type, source, common) for source in chunk])
+		)
 		if show_progress:
 			frappe.utils.update_progress_bar(_("Enqueueing Sync Jobs"), start + len(chunk) - 1, len(sources))
 	if show_progress:
 		print()
-	from sync_tweaks import dispatch
-
-	dispatch.request_dispatch()
+	after_commit.request()
 	return names
 
 
@@ -116,19 +106,18 @@ def parse_request(sync_job_type, params: dict) -> SyncJobRequest:
 
 
 def insert_job(request: SyncJobRequest):
-	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import get_job_type
-
+	"""Insert the job `request` describes, or merge it into an identical job not started yet."""
 	job_type = get_job_type(request.sync_job_type)
 	validate_queue(request.queue)
 	if job_type.coalesce_duplicates and not request.parent_sync_job:
 		existing = find_duplicate(request, job_type)
 		if existing:
-			return coalesce(existing, request)
-	return _insert(request)
+			return coalesce(existing, request, job_type)
+	return _insert(request, job_type)
 
 
-def _insert(request: SyncJobRequest):
-	job = frappe.get_doc({"doctype": "Sync Job", **request.as_doc_fields()})
+def _insert(request: SyncJobRequest, job_type):
+	job = frappe.get_doc({"doctype": "Sync Job", **request.job_fields(job_type)})
 	job.flags.ignore_permissions = True
 	# the source may be deleted already (its Deleted Document copy is used) or be a context-only job
 	job.flags.ignore_links = True
@@ -136,35 +125,76 @@ def _insert(request: SyncJobRequest):
 	return job
 
 
+def child_request(parent, target: dict) -> SyncJobRequest:
+	"""The request of one relayed child: the parent's source, flags, queue, limits and trigger."""
+	context = {**parent.get_context(), **(target.get("context") or {})}
+	return SyncJobRequest(
+		sync_job_type=parent.sync_job_type,
+		parent_sync_job=parent.name,
+		source_document_type=parent.source_document_type,
+		source_document_name=parent.source_document_name,
+		operation=target["operation"],
+		target_document_type=target["target_document_type"],
+		target_document_name=target["target_document_name"],
+		context=frappe.as_json(context) if context else None,
+		queue=parent.queue,
+		timeout=parent.timeout,
+		retry_delay=parent.retry_delay,
+		max_retries=parent.max_retries,
+		queue_on_insert=True,
+		**{key: parent.get(key) for key in TRIGGER_FIELDS},
+		**{key: bool(parent.get(key)) for key in BEHAVIOUR_FLAGS},
+	)
+
+
+def dry_run_request(job) -> SyncJobRequest:
+	"""The request of a dry-run copy of stored job `job` (same source, target, context and flags)."""
+	known_target = bool(job.target_document_name)
+	return SyncJobRequest(
+		sync_job_type=job.sync_job_type,
+		source_document_type=job.source_document_type,
+		source_document_name=job.source_document_name,
+		operation=job.operation if known_target or job.operation == "Insert" else "",
+		target_document_type=job.target_document_type if known_target else None,
+		target_document_name=job.target_document_name,
+		context=job.context,
+		trigger_type="Manual",
+		queue_on_insert=True,
+		**{key: bool(job.get(key)) for key in BEHAVIOUR_FLAGS},
+	).replace(dry_run=True)
+
+
 def find_duplicate(request: SyncJobRequest, job_type):
-	"""A job of the same type, source, target, operation, context and flags that has not started yet."""
+	"""A job of the same type, source, target, operation, context and flags that has not started yet,
+	or that waits for its retry (which reads the latest source too)."""
 	if not request.source_document_name:
 		return None
-	status = S.WAITING if request.queue_on_insert else S.PENDING
+	statuses = [S.WAITING.value, S.FAILED.value] if request.queue_on_insert else [S.PENDING.value]
 	candidates = frappe.get_all(
 		"Sync Job",
 		filters={
 			"sync_job_type": request.sync_job_type,
-			"source_document_type": request.source_document_type
-			or frappe.db.get_value("Sync Job Type", request.sync_job_type, "source_document_type"),
+			"source_document_type": request.source_document_type or job_type.source_document_type,
 			"source_document_name": request.source_document_name,
-			"status": status.value,
+			"status": ["in", statuses],
 		},
-		fields=["name", *IDENTITY_FIELDS],
+		fields=["name", "status", "due_at", *IDENTITY],
 		order_by="creation asc",
 	)
-	wanted = _identity(_job_defaults(job_type, request))
+	wanted = identity(request.job_fields(job_type))
 	for row in candidates:
-		if _identity(row) == wanted:
+		if (row.status != S.FAILED.value or row.due_at) and identity(row) == wanted:
 			return row.name
 	return None
 
 
-def coalesce(name: str, request: SyncJobRequest):
+def coalesce(name: str, request: SyncJobRequest, job_type):
 	"""Merge `request` into job `name`: count it and keep the newest trigger."""
 	job = frappe.get_doc("Sync Job", name, for_update=True)
-	if job.status not in (S.PENDING.value, S.WAITING.value):
-		return _insert(request)  # it started meanwhile
+	if job.status not in (S.PENDING.value, S.WAITING.value) and not (
+		job.status == S.FAILED.value and job.due_at
+	):
+		return _insert(request, job_type)  # it started meanwhile
 	fields = {key: request.as_doc_fields().get(key) for key in TRIGGER_FIELDS}
 	fields["coalesced_count"] = (job.coalesced_count or 0) + 1
 	job.db_set(fields)
@@ -188,24 +218,6 @@ def default_queue_on_insert() -> bool:
 	return not frappe.conf.developer_mode
 
 
-def _identity(values: dict) -> tuple:
-	normalised = []
-	for key in IDENTITY_FIELDS:
-		value = values.get(key)
-		if key == "context" and value:
-			value = json.dumps(json.loads(value), sort_keys=True)
-		if isinstance(value, bool):
-			value = int(value)
-		normalised.append(value if value not in ("", None) else None)
-	return tuple(normalised)
-
-
-def _replace(request: SyncJobRequest, **changes) -> SyncJobRequest:
-	import dataclasses
-
-	return dataclasses.replace(request, **changes)
-
-
 def _bulk_request(sync_job_type: str, source, common: dict) -> SyncJobRequest:
 	if isinstance(source, str):
 		params = {"source_document_name": source}
@@ -213,35 +225,29 @@ def _bulk_request(sync_job_type: str, source, common: dict) -> SyncJobRequest:
 		params = dict(source)
 	else:
 		params = {"source_doc": source}
-	params = {**common, **params}
-	params.setdefault("queue_on_insert", True)
-	request = parse_request(sync_job_type, params)
-	return request
+	params = {"queue_on_insert": True, **common, **params}
+	return parse_request(sync_job_type, params)
 
 
 def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 	"""Insert a chunk of jobs with one multi-row insert (coalescing into open duplicates first)."""
-	from sync_tweaks import dispatch
-	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import concurrency_key, make_title
-
 	for request in requests:
 		validate_queue(request.queue)
 	names, rows = [], []
 	open_jobs = _open_duplicates(job_type, requests) if job_type.coalesce_duplicates else {}
-	# jobs of a key that has open jobs wait behind them; the first new job of a free key is next
-	all_fields = [_job_defaults(job_type, request) for request in requests]
+	all_fields = [request.job_fields(job_type) for request in requests]
 	keys = [
 		concurrency_key(job_type, f["source_document_type"], f["source_document_name"]) for f in all_fields
 	]
-	lined_up, active = dispatch.open_keys(list({key for key in keys if key}))
-	lined_up |= active
+	# jobs of a key that has open jobs wait behind them; the first new job of a free key heads its line
+	taken = lines.lined_up(list({key for key in keys if key}))
 	now = now_datetime()
 	user = frappe.session.user
 	columns = None
 	for i, (request, fields, key) in enumerate(zip(requests, all_fields, keys, strict=True)):
-		identity = (fields["source_document_name"], _identity(fields))
-		if identity in open_jobs:
-			name = open_jobs[identity]
+		duplicate = (fields["source_document_name"], identity(fields))
+		if duplicate in open_jobs:
+			name = open_jobs[duplicate]
 			frappe.db.sql(
 				"update `tabSync Job` set coalesced_count=coalesced_count+1, modified=%s where name=%s",
 				(now, name),
@@ -250,59 +256,30 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 			continue
 		name = frappe.generate_hash(length=10)
 		fields.update(
+			states.initial(request.queue_on_insert, not key or key not in taken),
 			name=name,
-			status=(S.WAITING if request.queue_on_insert else S.PENDING).value,
 			concurrency_key=key,
-			next_in_key=int(not key or key not in lined_up),
 			# distinct timestamps keep creation order exact inside a chunk
-			creation=now + _micro(i),
-			modified=now + _micro(i),
+			creation=now + timedelta(microseconds=i),
+			modified=now + timedelta(microseconds=i),
 			owner=user,
 			modified_by=user,
 			docstatus=0,
 			idx=0,
 			retry_count=0,
 			coalesced_count=0,
-			queue_on_insert=int(bool(request.queue_on_insert)),
 		)
 		fields["title"] = make_title(frappe._dict(fields))
 		if key and request.queue_on_insert:
-			lined_up.add(key)
-			if key in active:
-				# its key's job may end before this commits: the dispatcher checks the key afterwards
-				dispatch.request_dispatch(keys=[key])
-		open_jobs[identity] = name
+			taken.add(key)
+		states.announce_new(frappe._dict(fields))
+		open_jobs[duplicate] = name
 		columns = columns or list(fields)
 		rows.append([fields.get(column) for column in columns])
 		names.append(name)
 	if rows:
 		frappe.db.bulk_insert("Sync Job", columns, rows)
 	return names
-
-
-def _job_defaults(job_type, request: SyncJobRequest) -> dict:
-	fields = request.as_doc_fields()
-	for key in ("queue", "timeout", "retry_delay", "max_retries", "verbose_logging"):
-		if fields.get(key) is None:
-			fields[key] = job_type.get(key)
-	fields["source_document_type"] = fields.get("source_document_type") or job_type.source_document_type
-	fields["target_document_type"] = fields.get("target_document_type") or job_type.target_document_type
-	for key in ("source_document_name", "target_document_name", "parent_sync_job"):
-		fields.setdefault(key, None)
-	for key in (
-		"dry_run",
-		"insert_enabled",
-		"update_enabled",
-		"delete_enabled",
-		"update_without_changes_enabled",
-	):
-		fields[key] = int(bool(fields.get(key)))
-	fields.setdefault("context", None)
-	fields.setdefault("operation", "")
-	for key in TRIGGER_FIELDS:
-		fields.setdefault(key, None)
-	fields["sync_job_type"] = job_type.name
-	return fields
 
 
 def _open_duplicates(job_type, requests: list[SyncJobRequest]) -> dict:
@@ -316,19 +293,13 @@ def _open_duplicates(job_type, requests: list[SyncJobRequest]) -> dict:
 			"source_document_name": ["in", sources],
 			"status": S.WAITING.value,
 		},
-		fields=["name", "source_document_name", *IDENTITY_FIELDS],
+		fields=["name", "source_document_name", *IDENTITY],
 		order_by="creation asc",
 	)
 	found = {}
 	for row in rows:
-		found.setdefault((row.source_document_name, _identity(row)), row.name)
+		found.setdefault((row.source_document_name, identity(row)), row.name)
 	return found
-
-
-def _micro(i: int):
-	from datetime import timedelta
-
-	return timedelta(microseconds=i)
 
 
 # HTTP endpoints: names only (never document objects), permission-checked

@@ -6,15 +6,24 @@ import json
 import frappe
 from frappe import _
 from frappe.model.document import Document
-from frappe.utils import add_days, get_datetime, now_datetime
+from frappe.utils import add_days, now_datetime
 
 from sync_tweaks.engine import status as st
-from sync_tweaks.engine.request import RequestError, parse_operation, serialise_context
+from sync_tweaks.engine.request import (
+	TYPE_FILLED,
+	RequestError,
+	concurrency_key,
+	fill_from_type,
+	make_title,
+	parse_operation,
+	serialise_context,
+)
 from sync_tweaks.exceptions import SyncJobError, SyncJobTransitionError
+from sync_tweaks.queue import after_commit, lines, states
+from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
+from sync_tweaks.utils.sync_job import dry_run_request, insert_job, validate_queue
 
-TITLE_LENGTH = 140
-REALTIME_EVENT = "sync_job_status"
-TYPE_DEFAULTS = ("queue", "timeout", "retry_delay", "max_retries")
+BULK_LIMIT = 1000
 
 
 class SyncJob(Document):
@@ -31,10 +40,12 @@ class SyncJob(Document):
 		concurrency_key: DF.Data | None
 		context: DF.JSON | None
 		current_data: DF.Code | None
+		deadline_at: DF.Float
 		delete_enabled: DF.Check
 		diff_html: DF.HTML
 		diff_summary: DF.JSON | None
 		dry_run: DF.Check
+		due_at: DF.Float
 		ended_at: DF.Datetime | None
 		error_message: DF.Code | None
 		insert_enabled: DF.Check
@@ -88,22 +99,13 @@ class SyncJob(Document):
 
 	def before_insert(self):
 		job_type = get_job_type(self.sync_job_type)
-		for fieldname in TYPE_DEFAULTS:
-			if self.get(fieldname) is None or self.get(fieldname) == "":
-				self.set(fieldname, job_type.get(fieldname))
-		self.verbose_logging = self.verbose_logging or job_type.verbose_logging
-		self.source_document_type = self.source_document_type or job_type.source_document_type
-		self.target_document_type = self.target_document_type or job_type.target_document_type
+		self.update(fill_from_type({key: self.get(key) for key in TYPE_FILLED}, job_type))
 		if not self.trigger_document_timestamp and self.triggered_by_document_name:
 			self.trigger_document_timestamp = frappe.db.get_value(
 				self.triggered_by_document_type, self.triggered_by_document_name, "modified"
 			)
 		self.concurrency_key = concurrency_key(job_type, self.source_document_type, self.source_document_name)
-		self.status = st.S.WAITING if self.queue_on_insert else st.S.PENDING
-		if self.status == st.S.WAITING:
-			from sync_tweaks import dispatch
-
-			self.next_in_key = int(dispatch.next_in_key(self.concurrency_key))
+		self.update(states.initial(self.queue_on_insert, lines.key_is_free(self.concurrency_key)))
 
 	def validate(self):
 		try:
@@ -115,15 +117,22 @@ class SyncJob(Document):
 			frappe.throw(_("A target document name needs an operation"), SyncJobError)
 		if not self.source_document_name and not self.context:
 			frappe.throw(_("A context is required when no source document is given"), SyncJobError)
+		if not self.is_new() and self.status == st.S.PENDING:
+			self.revalidate_pending()
 		self.title = make_title(self)
 
+	def revalidate_pending(self):
+		"""An edited Pending job gets its queue checked and its concurrency key recomputed."""
+		validate_queue(self.queue)
+		job_type = get_job_type(self.sync_job_type)
+		self.concurrency_key = concurrency_key(job_type, self.source_document_type, self.source_document_name)
+
 	def after_insert(self):
-		if self.status == st.S.WAITING:
-			_dispatch_after_commit(self)
+		states.announce_new(self)
 
 	def on_trash(self):
 		if self.status == st.S.WAITING and self.next_in_key:
-			_dispatch_after_commit(self, force_key=True)  # the next job of its key moves up
+			after_commit.request(keys=[self.concurrency_key])  # the next job of its key moves up
 
 	# controller API
 
@@ -142,155 +151,68 @@ class SyncJob(Document):
 			return None
 		return frappe.get_doc(self.target_document_type, self.target_document_name, for_update=for_update)
 
-	# status changes
-
-	def transition(self, to: str, **fields):
-		"""Move to status `to` (checked against the status table) and write `fields` with it."""
-		if not st.can_transition(self.status, to):
-			frappe.throw(
-				_("Cannot move Sync Job {0} from {1} to {2}").format(self.name, _(self.status), _(str(to))),
-				SyncJobTransitionError,
-			)
-		fields["status"] = str(to)
-		if to == st.S.WAITING:
-			from sync_tweaks import dispatch
-
-			fields["next_in_key"] = int(dispatch.next_in_key(self.concurrency_key, self.name))
-		was_next = self.status == st.S.WAITING and self.next_in_key
-		self.db_set(fields, notify=True)
-		publish_status(self)
-		if to == st.S.WAITING or was_next:
-			# let the dispatcher see it, or (leaving the line) let the next job of its key move up
-			_dispatch_after_commit(self, force_key=bool(was_next))
-
-	# user actions (whitelisted wrappers check write permission: frm.call only checks read)
+	# user actions: act on the stored job, never on the copy a client sent (frm.call checks only read)
 
 	@frappe.whitelist(methods=["POST"])
 	def start(self):
-		self.check_permission("write")
-		self.queue_now()
+		act(self.name, "start", check_permission=True)
 
 	@frappe.whitelist(methods=["POST"])
 	def cancel_sync(self, reason: str | None = None):
-		self.check_permission("write")
-		self.cancel_now(reason)
+		act(self.name, "cancel_sync", reason, check_permission=True)
 
 	@frappe.whitelist(methods=["POST"])
 	def retry(self):
-		self.check_permission("write")
-		self.retry_now()
+		act(self.name, "retry", check_permission=True)
 
 	@frappe.whitelist(methods=["POST"])
 	def dry_run_again(self) -> str:
-		self.check_permission("write")
-		frappe.has_permission("Sync Job", "create", throw=True)
-		return self.clone_as_dry_run().name
-
-	def queue_now(self):
-		"""Pending -> Waiting; the dispatcher queues it when its slot is free."""
-		self.transition(st.S.WAITING, queue_on_insert=1)
-
-	def cancel_now(self, reason: str | None = None):
-		self.reload_for_update()
-		holds_slot = self.status == st.S.QUEUED
-		self.transition(st.S.CANCELED, cancel_reason=(reason or "")[:1000] or None, retry_after=None)
-		if holds_slot:
-			from sync_tweaks import dispatch
-
-			dispatch.release_after_commit(self)
-
-	def retry_now(self):
-		self.reload_for_update()
-		self.transition(st.S.WAITING, retry_after=None, error_message=None)
-
-	def clone_as_dry_run(self):
-		from sync_tweaks.utils.sync_job import enqueue_sync_job
-
-		return enqueue_sync_job(
-			sync_job_type=self.sync_job_type,
-			source_document_type=self.source_document_type,
-			source_document_name=self.source_document_name,
-			operation=self.operation if self.target_document_name or self.operation == "Insert" else None,
-			target_document_type=self.target_document_type if self.target_document_name else None,
-			target_document_name=self.target_document_name,
-			context=self.context,
-			dry_run=True,
-			trigger_type="Manual",
-			insert_enabled=self.insert_enabled,
-			update_enabled=self.update_enabled,
-			delete_enabled=self.delete_enabled,
-			update_without_changes_enabled=self.update_without_changes_enabled,
-		)
-
-	def reload_for_update(self):
-		"""Re-read the status under a row lock, so two users cannot act on a stale form."""
-		self.status = frappe.db.get_value("Sync Job", self.name, "status", for_update=True)
+		return act(self.name, "dry_run_again", check_permission=True).name
 
 	@staticmethod
 	def clear_old_logs(days: int = 30):
 		"""Log Settings cleanup: delete jobs older than `days` that are done and have no open children."""
 		cutoff = add_days(now_datetime(), -days)
-		closed = [s.value for s in st.SyncJobStatus if s not in st.OPEN]
-		while True:
-			names = frappe.get_all(
-				"Sync Job",
-				filters={"status": ["in", closed], "modified": ["<", cutoff]},
-				pluck="name",
-				limit=1000,
-			)
-			names = [name for name in names if not has_open_children(name)]
-			if not names:
-				break
+		closed = tuple(s.value for s in st.SyncJobStatus if s not in st.OPEN)
+		while names := frappe.db.sql_list(
+			"""select job.name from `tabSync Job` job where job.status in %(closed)s and job.modified < %(cutoff)s
+			and not exists (select 1 from `tabSync Job` child where child.parent_sync_job=job.name
+			and child.status in %(open)s) limit 1000""",
+			{"closed": closed, "cutoff": cutoff, "open": tuple(s.value for s in st.OPEN)},
+		):
 			frappe.db.delete("Sync Job", {"name": ["in", names]})
 
 
-def get_job_type(name: str):
-	"""The Sync Job Type `name`, refusing unknown and disabled types."""
-	try:
-		job_type = frappe.get_cached_doc("Sync Job Type", name) if name else None
-	except frappe.DoesNotExistError:
-		frappe.clear_last_message()
-		job_type = None
-	if not job_type:
-		frappe.throw(_("Sync Job Type {0} does not exist").format(frappe.bold(name)), SyncJobError)
-	if job_type.disabled:
-		frappe.throw(_("Sync Job Type {0} is disabled").format(frappe.bold(name)), SyncJobError)
-	return job_type
+def act(name: str, action: str, reason: str | None = None, check_permission: bool = False):
+	"""Do a user action (start, cancel_sync, retry, dry_run_again) on the stored job, read under lock.
 
-
-def concurrency_key(
-	job_type, source_document_type: str | None, source_document_name: str | None
-) -> str | None:
-	"""The key whose slot a job needs: None runs without a slot."""
-	mode = job_type.concurrency or "Per Source"
-	if mode == "Global":
-		return "global"
-	if mode == "Per Type":
-		return f"type:{job_type.name}"
-	if mode == "Per Source":
-		return f"source:{job_type.name}:{source_document_type}:{source_document_name or ''}"[:140]
-	return None
-
-
-def make_title(job) -> str:
-	if job.target_document_type and job.target_document_name:
-		title = f"{job.source_document_type} > {job.target_document_type}: {job.target_document_name}"
-	elif job.source_document_name:
-		title = f"{job.source_document_type}: {job.source_document_name}"
+	The Desk buttons, bulk actions and the CLI all come here. Returns the job (or its dry-run copy).
+	"""
+	job = frappe.get_doc("Sync Job", name, for_update=True)
+	if check_permission:
+		job.check_permission("write")
+		if action == "dry_run_again":
+			frappe.has_permission("Sync Job", "create", throw=True)
+	if st.S(job.status) not in st.ACTIONS[action]:
+		allowed = ", ".join(_(s.value) for s in st.SyncJobStatus if s in st.ACTIONS[action])
+		frappe.throw(
+			_("Cannot {0} Sync Job {1}: it is {2} (only {3})").format(
+				_(ACTION_VERBS[action]), job.name, _(job.status), allowed
+			),
+			SyncJobTransitionError,
+		)
+	if action == "start":
+		states.mark_waiting(job, queue_on_insert=1)
+	elif action == "cancel_sync":
+		states.cancel(job, reason)
+	elif action == "retry":
+		states.mark_waiting(job, error_message=None)
 	else:
-		title = f"{job.source_document_type}"
-	return title[:TITLE_LENGTH]
+		return insert_job(dry_run_request(job))
+	return job
 
 
-def publish_status(job):
-	"""Tell open forms and lists that the job moved; sent only when the change commits."""
-	frappe.publish_realtime(
-		REALTIME_EVENT,
-		{"name": job.name, "status": job.status, "sync_job_type": job.sync_job_type},
-		doctype="Sync Job",
-		docname=job.name,
-		after_commit=True,
-	)
+ACTION_VERBS = {"start": "start", "cancel_sync": "cancel", "retry": "retry", "dry_run_again": "dry-run"}
 
 
 def get_document_even_if_deleted(doctype: str | None, name: str | None):
@@ -327,15 +249,6 @@ def has_open_children(name: str) -> bool:
 	)
 
 
-def _dispatch_after_commit(job, force_key: bool = False):
-	"""Dispatch after commit; a job waiting behind its key (or leaving the head of its line) also
-	asks for its key, since the job that held the key may have ended before this commit."""
-	from sync_tweaks import dispatch
-
-	key_needed = force_key or not job.next_in_key
-	dispatch.request_dispatch(keys=[job.concurrency_key] if key_needed else ())
-
-
 @frappe.whitelist(methods=["POST"])
 def clear_all_logs():
 	"""Delete every Sync Job (System Manager only)."""
@@ -347,18 +260,16 @@ def clear_all_logs():
 @frappe.whitelist(methods=["POST"])
 def bulk_action(action: str, names: str | list) -> dict:
 	"""Retry or cancel the selected jobs; returns what happened to each."""
-	methods = {"retry": "retry_now", "cancel": "cancel_now"}
+	methods = {"retry": "retry", "cancel": "cancel_sync"}
 	if action not in methods:
 		frappe.throw(_("Unknown bulk action {0}").format(action), SyncJobError)
 	names = frappe.parse_json(names) if isinstance(names, str) else names
 	if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
 		frappe.throw(_("names must be a list of Sync Job names"), SyncJobError)
 	result = {"done": [], "failed": {}}
-	for name in names[:1000]:
+	for name in names[:BULK_LIMIT]:
 		try:
-			job = frappe.get_doc("Sync Job", name)
-			job.check_permission("write")
-			getattr(job, methods[action])()
+			act(name, methods[action], check_permission=True)
 			result["done"].append(name)
 		except (frappe.ValidationError, frappe.DoesNotExistError, frappe.PermissionError) as e:
 			frappe.clear_last_message()

@@ -34,6 +34,7 @@ class SyncJobType(Document):
 		queue: DF.Data
 		retry_backoff: DF.Literal["Fixed", "Exponential"]
 		retry_delay: DF.Int
+		run_as: DF.Link | None
 		source_document_type: DF.Link
 		sync_job_type_name: DF.Data
 		target_document_type: DF.Link | None
@@ -123,11 +124,17 @@ class SyncJobType(Document):
 
 	def validate_controller_field(self):
 		before = self.get_doc_before_save()
-		changed = (before.controller if before else None) != self.controller
-		if changed and self.controller and "System Manager" not in frappe.get_roles():
-			frappe.throw(_("Only a System Manager can set the controller path"), frappe.PermissionError)
+		for fieldname, message in (
+			("controller", _("Only a System Manager can set the controller path")),
+			("run_as", _("Only a System Manager can set the user jobs run as")),
+		):
+			changed = (before.get(fieldname) if before else None) != self.get(fieldname)
+			if changed and self.get(fieldname) and "System Manager" not in frappe.get_roles():
+				frappe.throw(message, frappe.PermissionError)
 		if self.controller:
 			controller.validate_explicit_path(self.controller)
+		if self.run_as == "Guest":
+			frappe.throw(_("Sync jobs cannot run as Guest"), SyncJobError)
 
 	def warn_incomplete_controller(self):
 		if controller.controller_exists(self):
@@ -159,6 +166,20 @@ class SyncJobType(Document):
 		if not os.path.exists(stem + ".py"):
 			with open(stem + ".py", "w") as f:
 				f.write(render_controller(self))
+
+
+def get_job_type(name: str):
+	"""The Sync Job Type `name` (cached), refusing unknown and disabled types."""
+	try:
+		job_type = frappe.get_cached_doc("Sync Job Type", name) if name else None
+	except frappe.DoesNotExistError:
+		frappe.clear_last_message()
+		job_type = None
+	if not job_type:
+		frappe.throw(_("Sync Job Type {0} does not exist").format(frappe.bold(name)), SyncJobError)
+	if job_type.disabled:
+		frappe.throw(_("Sync Job Type {0} is disabled").format(frappe.bold(name)), SyncJobError)
+	return job_type
 
 
 def can_edit_standard() -> bool:

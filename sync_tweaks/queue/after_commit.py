@@ -1,0 +1,62 @@
+"""What follows a commit: free the slots of jobs that stopped holding them, then dispatch.
+
+One callback per transaction gathers every request, so a request that cancels 1,000 jobs frees
+1,000 slots in one pass instead of nesting 1,000 commits. It never raises into the committing
+caller: errors go to the Error Log, and Redis being down only delays jobs until maintenance runs.
+"""
+
+import frappe
+import redis
+
+from sync_tweaks.queue import dispatcher, slots
+
+PENDING = "sync_tweaks_after_commit"
+RUNNING = "sync_tweaks_after_commit_running"
+MAX_ROUNDS = 10
+
+
+def request(keys=(), release=()):
+	"""After this transaction commits: release `release` ((key, holder) pairs), then dispatch,
+	queueing the oldest Waiting job of each of `keys` first. Nothing happens on rollback."""
+	pending = frappe.flags.get(PENDING)
+	if pending is None:
+		pending = frappe.flags[PENDING] = {"keys": set(), "release": set()}
+		frappe.db.after_commit.add(run)
+		frappe.db.after_rollback.add(forget)
+	pending["keys"].update(key for key in keys if key)
+	pending["release"].update((key, holder) for key, holder in release if key)
+
+
+def forget():
+	frappe.flags.pop(PENDING, None)
+
+
+def run():
+	"""The after-commit callback (also called directly by maintenance)."""
+	if frappe.flags.get(RUNNING):
+		return  # a commit inside the loop below: the loop picks the new requests up
+	frappe.flags[RUNNING] = True
+	try:
+		for _ in range(MAX_ROUNDS):
+			pending = frappe.flags.pop(PENDING, None)
+			if pending is None:
+				return
+			_release(pending["release"])
+			dispatcher.run_dispatch(keys=sorted(pending["keys"] | {key for key, _ in pending["release"]}))
+	except redis.exceptions.RedisError:
+		frappe.db.rollback()
+	except Exception:
+		frappe.db.rollback()
+		frappe.log_error(title="Sync Job dispatch after commit failed")
+		frappe.db.commit()
+	finally:
+		frappe.flags.pop(RUNNING, None)
+		forget()
+
+
+def _release(pairs):
+	for key, holder in pairs:
+		try:
+			slots.release(key, holder)
+		except redis.exceptions.RedisError:
+			return  # the slots expire on their own; their TTL bounds the wait

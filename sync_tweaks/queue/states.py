@@ -1,0 +1,158 @@
+"""The one home of every status change.
+
+Each entry checks the status table, sets the side fields of its state, asks for the post-commit
+work (free the slot, dispatch the key's next job) and publishes the change to Desk. Nothing else in
+sync_tweaks writes a Sync Job's `status` (a test enforces it). The caller commits.
+"""
+
+import frappe
+from frappe import _
+from frappe.utils import now
+
+from sync_tweaks.engine.status import ACTIVE, S, can_transition
+from sync_tweaks.exceptions import SyncJobTransitionError
+from sync_tweaks.queue import after_commit, clock, lines, retry, slots
+
+REALTIME_EVENT = "sync_job_status"
+
+
+def initial(queue_on_insert: bool, key_is_free: bool) -> dict:
+	"""Status fields of a new job: Pending, or Waiting (marked next in line when its key is free)."""
+	if not queue_on_insert:
+		return {"status": S.PENDING.value, "next_in_key": 0}
+	return {"status": S.WAITING.value, "next_in_key": int(key_is_free)}
+
+
+def announce_new(job):
+	"""A job inserted as Waiting: dispatch after commit, and ask for its key when it waits behind
+	other jobs of its key (the job holding the key may end before this transaction commits)."""
+	if job.status == S.WAITING.value:
+		after_commit.request(keys=[job.concurrency_key] if not job.next_in_key else ())
+
+
+def mark_waiting(job, **fields):
+	"""Pending (start), Failed (retry) or Queued (hand back) -> Waiting, in its key's line."""
+	_write(job, S.WAITING, retry_after=None, due_at=0, **fields)
+
+
+def mark_queued(names: list[str], job_id: str | None):
+	"""Waiting -> Queued for jobs the dispatcher holds under lock and slot (bulk: one statement)."""
+	frappe.db.sql(
+		"""update `tabSync Job` set status=%(queued)s, job_id=%(job_id)s,
+		deadline_at=%(deadline)s, modified=%(now)s, modified_by=%(user)s
+		where name in %(names)s and status=%(waiting)s""",
+		{
+			"queued": S.QUEUED.value,
+			"waiting": S.WAITING.value,
+			"job_id": job_id,
+			# a Queued job whose RQ job is not there by then was lost on its way (see maintenance)
+			"deadline": clock.now() + PUSH_GRACE_SECONDS,
+			"now": now(),
+			"user": frappe.session.user,
+			"names": tuple(names),
+		},
+	)
+	for name in names:
+		frappe.clear_document_cache("Sync Job", name)
+		publish(frappe._dict(name=name, status=S.QUEUED.value), list_update=True)
+
+
+def set_delivery(names: list[str], job_id: str):
+	"""Record the RQ job that may run these Queued jobs."""
+	frappe.db.sql(
+		"update `tabSync Job` set job_id=%(job_id)s where name in %(names)s and status=%(queued)s",
+		{"job_id": job_id, "names": tuple(names), "queued": S.QUEUED.value},
+	)
+
+
+def mark_started(job):
+	"""Queued -> Started by the delivery recorded on the job; the slot lives until its deadline."""
+	_write(
+		job,
+		S.STARTED,
+		started_at=clock.site_now(),
+		deadline_at=clock.now() + slots.ttl(job.timeout),
+		ended_at=None,
+		time_taken=None,
+		error_message=None,
+	)
+	if job.concurrency_key:
+		slots.refresh(job.concurrency_key, job.name, job.timeout)
+
+
+def mark_done(job, status: S, **fields):
+	"""Started -> Finished, Skipped, Relayed or No Target."""
+	_write(job, status, retry_after=None, due_at=0, deadline_at=0, **fields)
+
+
+def mark_failed(job, error_message: str, retryable: bool = True, **fields):
+	"""Started -> Failed; a retryable failure with retries left is due again per the retry policy."""
+	_write(
+		job, S.FAILED, error_message=error_message, deadline_at=0, **retry.plan(job, retryable), **fields
+	)
+
+
+def requeue(job):
+	"""Queued -> Waiting (its RQ job vanished or its batch died), keeping its place in line."""
+	_write(job, S.WAITING, job_id=None, deadline_at=0)
+
+
+def cancel(job, reason: str | None = None):
+	"""Pending, Waiting, Queued or Failed -> Canceled; a canceled job never runs."""
+	_write(job, S.CANCELED, cancel_reason=(reason or "")[:1000] or None, retry_after=None, due_at=0)
+
+
+def _write(job, to: S, **fields):
+	if not can_transition(job.status, to):
+		frappe.throw(
+			_("Cannot move Sync Job {0} from {1} to {2}").format(job.name, _(job.status), _(str(to))),
+			SyncJobTransitionError,
+		)
+	before = frappe._dict(status=job.status, next_in_key=job.next_in_key, due_at=job.due_at)
+	fields["status"] = to.value
+	if to == S.WAITING:
+		fields["next_in_key"] = int(lines.key_is_free(job.concurrency_key, job.name))
+	job.db_set(fields, notify=True)
+	publish(job)
+	after_commit.request(**_followups(job, before))
+
+
+def _followups(job, before) -> dict:
+	"""The post-commit work a change needs: a dispatch, a key to serve, a slot to free."""
+	key = job.concurrency_key
+	status = S(job.status)
+	keys, release = [], []
+	if S(before.status) in ACTIVE and status not in ACTIVE and key:
+		release.append((key, job.name))  # frees the slot and serves the key
+	elif before.status == S.WAITING and before.next_in_key:
+		keys.append(key)  # leaves the head of its line: the next job moves up
+	elif before.status == S.FAILED and before.due_at:
+		keys.append(key)  # no longer holds its line
+	if status == S.WAITING and not job.next_in_key:
+		keys.append(key)
+	if status == S.FAILED and not job.due_at:
+		keys.append(key)  # no retries left: the line moves on
+	if status in (S.WAITING,) or keys or release:
+		return {"keys": keys, "release": release}
+	return {}
+
+
+def publish(job, list_update: bool = False):
+	"""Tell open forms (and, for bulk changes Frappe does not announce, lists) that the job moved."""
+	frappe.publish_realtime(
+		REALTIME_EVENT,
+		{"name": job.name, "status": job.status, "sync_job_type": job.get("sync_job_type")},
+		doctype="Sync Job",
+		docname=job.name,
+		after_commit=True,
+	)
+	if list_update:
+		frappe.publish_realtime(
+			"list_update",
+			{"doctype": "Sync Job", "name": job.name, "user": frappe.session.user},
+			after_commit=True,
+		)
+
+
+# a Queued job younger than this may still be on its way to RQ (pushed right after its commit)
+PUSH_GRACE_SECONDS = 5

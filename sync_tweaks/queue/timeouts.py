@@ -1,0 +1,53 @@
+"""A per-job time limit that a controller cannot swallow.
+
+SIGALRM raises `SyncJobTimeout` (a BaseException, so `except Exception` does not catch it) when the
+job's time is up, and again every second after, until the block ends. A controller that swallows all
+of them is stopped by `on_overrun` after `OVERRUN_SECONDS` more: the worker then ends its process,
+before recovery could free the job's slot.
+"""
+
+import contextlib
+import signal
+import threading
+import time
+
+from sync_tweaks.exceptions import SyncJobTimeout
+
+OVERRUN_SECONDS = 10
+
+
+class Limit:
+	"""How a limited block went: `fired` counts the timeout signals it received."""
+
+	def __init__(self, seconds: int):
+		self.seconds = seconds
+		self.fired = 0
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int, on_overrun=None):
+	"""Limit the block to `seconds`; yields a `Limit`. Keeps RQ's own (batch) alarm armed around it."""
+	limit = Limit(seconds)
+	if not seconds or threading.current_thread() is not threading.main_thread():
+		yield limit
+		return
+
+	def expire(signum, frame):
+		limit.fired += 1
+		if limit.fired > OVERRUN_SECONDS and on_overrun:
+			on_overrun(limit)
+		raise SyncJobTimeout(seconds)
+
+	rq_remaining = signal.alarm(0)
+	previous = signal.signal(signal.SIGALRM, expire)
+	started = time.monotonic()
+	signal.setitimer(signal.ITIMER_REAL, seconds, 1)
+	try:
+		yield limit
+	finally:
+		signal.setitimer(signal.ITIMER_REAL, 0)
+		signal.signal(signal.SIGALRM, previous)
+		if rq_remaining:
+			signal.alarm(max(int(rq_remaining - (time.monotonic() - started)), 1))
+	if limit.fired:
+		raise SyncJobTimeout(seconds)  # the controller swallowed it: the job still timed out

@@ -1,0 +1,93 @@
+"""The seams between a job and Frappe's transaction, through Frappe's public callback managers only.
+
+- `no_commits`: a controller that commits fails its job (not retried: a code bug), even if it
+  swallows the error.
+- `nested_callbacks`: a dry-run hook runs as if in a nested transaction; when its savepoint is rolled
+  back, its after-rollback callbacks run and its after-commit callbacks are dropped, leaving the
+  job's own (realtime, dispatch) intact.
+- `rollback`: roll back, reconnecting when a signal broke the connection mid-statement.
+"""
+
+import contextlib
+
+import frappe
+from frappe import _
+from frappe.realtime import clear_realtime_log
+
+from sync_tweaks.exceptions import ControllerCommitted
+from sync_tweaks.queue import after_commit
+
+CALLBACKS = ("before_commit", "after_commit", "before_rollback", "after_rollback")
+
+
+@contextlib.contextmanager
+def no_commits(job):
+	"""Refuse commits while the block runs; raise ControllerCommitted at its end if one was tried."""
+	guard = frappe.local.sync_tweaks_commit_guard = _CommitGuard()
+	guard.arm()
+	try:
+		yield
+	finally:
+		guard.active = False
+		frappe.local.sync_tweaks_commit_guard = None
+	if guard.tried:
+		raise ControllerCommitted(
+			_("Sync controllers must not commit; the framework commits when the job ends")
+		)
+
+
+class _CommitGuard:
+	"""A before_commit callback that aborts the commit; it re-arms itself since run() pops it."""
+
+	def __init__(self):
+		self.active = True
+		self.tried = False
+
+	def arm(self):
+		frappe.db.before_commit.add(self)
+
+	def __call__(self):
+		if not self.active:
+			return
+		self.tried = True
+		self.arm()
+		raise ControllerCommitted(
+			_("Sync controllers must not commit; the framework commits when the job ends")
+		)
+
+
+@contextlib.contextmanager
+def nested_callbacks(savepoint: str):
+	"""Run the block inside `savepoint`, then roll it back as if it were a transaction of its own."""
+	db = frappe.db
+	outer = {name: getattr(db, name) for name in CALLBACKS}
+	for name in CALLBACKS:
+		setattr(db, name, type(outer[name])())
+	guard = getattr(frappe.local, "sync_tweaks_commit_guard", None)
+	if guard and guard.active:
+		guard.arm()  # a commit stays refused inside
+	db.savepoint(savepoint)
+	try:
+		yield
+	finally:
+		inner_rollback = db.after_rollback
+		for name in CALLBACKS:
+			setattr(db, name, outer[name])
+		db.rollback(save_point=savepoint)
+		inner_rollback.run()
+
+
+def rollback():
+	"""Roll back, reconnecting when the connection is broken (a timeout signal that interrupted a
+	statement leaves PyMySQL's connection unusable), and forget what the transaction had scheduled
+	after commit even when a refused commit had already dropped Frappe's rollback callbacks."""
+	try:
+		frappe.db.rollback()
+		frappe.db.sql("select 1")
+	except Exception:
+		with contextlib.suppress(Exception):
+			frappe.db.close()
+		frappe.db.connect()
+		frappe.db.rollback()
+	clear_realtime_log()
+	after_commit.forget()
