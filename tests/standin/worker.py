@@ -1,4 +1,4 @@
-"""Stand-in of `bench worker`: an RQ forking Worker on Frappe 15's queue names.
+"""Stand-in of `bench worker`: an RQ forking Worker on Frappe's queue names, without RQ's scheduler.
 
 python tests/standin/worker.py --sites-path P [--queue default,short,long] [--burst]
 """
@@ -37,6 +37,7 @@ def main(argv=None):
 		burst=args.burst,
 		date_format="%Y-%m-%d %H:%M:%S",
 		log_format="%(asctime)s,%(msecs)03d %(message)s",
+		with_scheduler=False,  # as Frappe 16: delays come from Frappe's scheduler, never RQ's
 	)
 
 

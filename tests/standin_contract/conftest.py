@@ -1,6 +1,18 @@
-"""The contract tests run on the suite's host (tests/conftest.py: a real site or the stand-in), alone too."""
+"""The contract tests run on the suite's host (tests/conftest.py: a real site or the stand-in), alone too.
 
+Where Frappe versions differ, a test asserts the rule of the running one (`frappe_version`).
+"""
+
+import re
+
+import frappe
 import pytest
+
+
+@pytest.fixture
+def frappe_version() -> tuple[int, ...]:
+	"""`frappe.__version__` as numbers: "15.29.2" -> (15, 29, 2), "16.0.0-dev" -> (16, 0, 0)."""
+	return tuple(int(re.match(r"\d+", part).group()) for part in frappe.__version__.split(".")[:3])
 
 
 @pytest.fixture

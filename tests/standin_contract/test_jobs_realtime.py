@@ -1,4 +1,4 @@
-"""Contract tests of background jobs and realtime on real Redis/RQ: public Frappe 15 API only."""
+"""Contract tests of background jobs and realtime on real Redis/RQ: public Frappe 15/16 API only."""
 
 import json
 
@@ -32,19 +32,37 @@ def _make_todo(description):
 	frappe.get_doc({"doctype": "ToDo", "description": description}).insert()
 
 
-def test_queue_names_and_job_ids():
+def test_queue_names_and_job_ids(frappe_version):
+	"""15: RQ job id `{site}::{job_id}`; 16 (RQ 2 rejects ":"): `{site}||{job_id}`, ":" made "|"."""
 	from frappe.utils import get_bench_id
 
 	q = get_queue("default")
 	assert q.name == f"{get_bench_id()}:default"
-	job_id = _marker()
+	job_id = _marker() + ":part"
+	_pushed.append(job_id)
 	job = frappe.enqueue("frappe.log_error", title=job_id, job_id=job_id)
-	assert job.id == f"{frappe.local.site}::{job_id}" == create_job_id(job_id)
+	site = frappe.local.site
+	expected = f"{site}||{job_id.replace(':', '|')}" if frappe_version >= (16,) else f"{site}::{job_id}"
+	assert job.id == expected == create_job_id(job_id)
 	assert get_job(job_id).id == job.id and is_job_enqueued(job_id) and job.id in q.job_ids
 	assert frappe.enqueue("frappe.log_error", title="dup", job_id=job_id, deduplicate=True) is None
 	assert q.job_ids.count(job.id) == 1
 	with pytest.raises(frappe.ValidationError):
 		frappe.enqueue("frappe.log_error", queue="no-such-queue")
+
+
+def test_enqueue_refuses_a_full_queue(frappe_version, site_conf):
+	"""15.101: site config `max_queued_jobs` caps each queue; 16: that or 500, plus 50 per site."""
+	if not hasattr(frappe, "QueueOverloaded"):
+		pytest.skip("no queue cap in this Frappe (15.29)")
+	from frappe.utils import get_sites
+
+	site_conf(max_queued_jobs=get_queue("short").count + 2)
+	for _ in range(2 + (50 * len(get_sites()) if frappe_version >= (16,) else 0)):
+		job_id = _marker()
+		frappe.enqueue("frappe.log_error", queue="short", title=job_id, job_id=job_id)
+	with pytest.raises(frappe.QueueOverloaded):
+		frappe.enqueue("frappe.log_error", queue="short", title="over", job_id=_marker())
 
 
 def test_enqueue_after_commit_pushes_nothing_on_rollback():

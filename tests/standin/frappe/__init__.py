@@ -1,4 +1,7 @@
-"""Stand-in for the subset of Frappe 15's `frappe` module that sync_tweaks uses (see tests/standin)."""
+"""Stand-in for the subset of Frappe's `frappe` module that sync_tweaks uses (see tests/standin).
+
+It follows Frappe 15.101; with RQ 2 installed (Frappe 16's pins) its background jobs are Frappe 16's.
+"""
 
 import copy
 import datetime
@@ -20,7 +23,6 @@ from frappe.exceptions import (
 	ValidationError,
 )
 
-__version__ = "15.0.0-standin"
 STANDIN = True
 STANDARD_USERS = ("Guest", "Administrator")
 
@@ -76,6 +78,10 @@ def __getattr__(name):
 		return getattr(local, "form_dict", None)
 	if name == "cache":
 		return _get_cache()
+	if name == "__version__":  # read late: RQ's import is slow and most processes import it anyway
+		import rq
+
+		return "16.0.0" if rq.VERSION.startswith("2.") else "15.101.1"
 	raise AttributeError(f"module 'frappe' has no attribute '{name}'")
 
 
@@ -735,22 +741,10 @@ def publish_realtime(*args, **kwargs):
 	return frappe.realtime.publish_realtime(*args, **kwargs)
 
 
-def publish_progress(*args, **kwargs):
-	import frappe.realtime
-
-	return frappe.realtime.publish_progress(*args, **kwargs)
-
-
 def enqueue(*args, **kwargs):
 	import frappe.utils.background_jobs
 
 	return frappe.utils.background_jobs.enqueue(*args, **kwargs)
-
-
-def enqueue_doc(*args, **kwargs):
-	import frappe.utils.background_jobs
-
-	return frappe.utils.background_jobs.enqueue_doc(*args, **kwargs)
 
 
 def bold(text):

@@ -64,3 +64,7 @@ class QueryTimeoutError(Exception): ...
 
 
 class TooManyWritesError(Exception): ...
+
+
+class QueueOverloaded(ValidationError):
+	http_status_code = 503

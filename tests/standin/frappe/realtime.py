@@ -8,17 +8,6 @@ import frappe
 from frappe.utils.data import cstr
 
 
-def publish_progress(percent, title=None, doctype=None, docname=None, description=None, task_id=None):
-	publish_realtime(
-		"progress",
-		{"percent": percent, "title": title, "description": description},
-		user=None if doctype and docname else frappe.session.user,
-		doctype=doctype,
-		docname=docname,
-		task_id=task_id,
-	)
-
-
 def publish_realtime(
 	event=None,
 	message=None,

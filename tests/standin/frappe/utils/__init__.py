@@ -39,6 +39,12 @@ def get_bench_id():
 	return frappe.get_conf().get("bench_id", get_bench_path().strip("/").replace("/", "-"))
 
 
+def get_sites(sites_path=None):
+	"""The folders of `sites_path` that hold a site_config.json."""
+	path = sites_path or getattr(frappe.local, "sites_path", None) or "."
+	return sorted(s for s in os.listdir(path) if os.path.isfile(os.path.join(path, s, "site_config.json")))
+
+
 def get_traceback(with_context=False):
 	exc_type, exc_value, exc_tb = sys.exc_info()
 	if not any([exc_type, exc_value, exc_tb]):

@@ -1,4 +1,5 @@
-"""`frappe.utils.background_jobs` on real RQ: same queue names, job ids and job wrapper as Frappe 15."""
+"""`frappe.utils.background_jobs` on real RQ: queue names, job ids and job wrapper of Frappe 15.101, and of
+Frappe 16 under RQ 2 (its pins): ids `{site}||{id}`, a queue-size limit by default."""
 
 import os
 import time
@@ -14,10 +15,12 @@ from rq.job import Job, JobStatus
 
 import frappe
 from frappe import _
-from frappe.utils import CallbackManager, get_bench_id
+from frappe.utils import CallbackManager, cint, get_bench_id, get_sites
 
 RQ_JOB_FAILURE_TTL = 7 * 24 * 60 * 60
 RQ_RESULTS_TTL = 10 * 60
+MAX_QUEUED_JOBS = 500
+V16 = frappe.__version__.startswith("16.")
 _redis_queue_conn = {}
 
 
@@ -74,6 +77,7 @@ def enqueue(
 		if frappe.local.flags.in_migrate:
 			return frappe.call(method, **kwargs)
 		raise
+	_check_queue_size(q)
 	if not timeout:
 		timeout = get_queues_timeout().get(queue) or 300
 	method_name = f"{method.__module__}.{method.__qualname__}" if isinstance(method, Callable) else method
@@ -105,23 +109,6 @@ def enqueue(
 		frappe.db.after_commit.add(enqueue_call)
 		return
 	return enqueue_call()
-
-
-def enqueue_doc(doctype, name=None, method=None, queue="default", timeout=300, now=False, **kwargs):
-	return enqueue(
-		"frappe.utils.background_jobs.run_doc_method",
-		doctype=doctype,
-		name=name,
-		doc_method=method,
-		queue=queue,
-		timeout=timeout,
-		now=now,
-		**kwargs,
-	)
-
-
-def run_doc_method(doctype, name, doc_method, **kwargs):
-	getattr(frappe.get_doc(doctype, name), doc_method)(**kwargs)
 
 
 def execute_job(site, method, event, job_name, kwargs, user=None, is_async=True, retry=0):
@@ -241,11 +228,19 @@ def generate_qname(qtype):
 	return f"{get_bench_id()}:{qtype}"
 
 
+def _check_queue_size(q):
+	"""15.101: only with site config `max_queued_jobs`; 16: that or 500, plus 50 per site of the bench."""
+	limit = cint(frappe.conf.max_queued_jobs) or (MAX_QUEUED_JOBS if V16 else 0)
+	limit += 50 * len(get_sites()) if V16 else 0
+	if limit and q.count >= limit:
+		message = _("Too many queued background jobs ({0}). Please retry after some time.").format(limit)
+		frappe.throw(message, title=_("Queue Overloaded"), exc=frappe.QueueOverloaded)
+
+
 def create_job_id(job_id=None):
-	"""Namespace job ids per site: `{site}::{job_id}`."""
-	if not job_id:
-		job_id = str(uuid4())
-	return f"{frappe.local.site}::{job_id}"
+	"""Namespace job ids per site: `{site}::{job_id}` (16: `{site}||{job_id}`, RQ 2 rejects ":")."""
+	job_id = job_id or str(uuid4())
+	return f"{frappe.local.site}||{job_id.replace(':', '|')}" if V16 else f"{frappe.local.site}::{job_id}"
 
 
 def is_job_enqueued(job_id):
