@@ -23,13 +23,7 @@ frappe.listview_settings["Sync Job"] = {
 	},
 
 	onload(listview) {
-		// workers report status changes: refresh just that row while the list is on screen
-		if (listview.sync_job_listener) frappe.realtime.off("sync_job_status", listview.sync_job_listener);
-		listview.sync_job_listener = (data) => {
-			const route = frappe.get_route() || [];
-			if (route[0] === "List" && route[1] === "Sync Job") refresh_rows(listview, [data.name]);
-		};
-		frappe.realtime.on("sync_job_status", listview.sync_job_listener);
+		// status changes arrive through Frappe's own list_update, which every status change publishes
 		listview.page.add_action_item(__("Retry"), () => bulk_action(listview, "retry"));
 		listview.page.add_action_item(__("Cancel"), () => bulk_action(listview, "cancel"));
 		if (frappe.user.has_role("System Manager")) {
@@ -60,8 +54,8 @@ function bulk_action(listview, action) {
 }
 
 function refresh_rows(listview, names) {
-	// what Frappe does on list_update: re-read these rows only (a full refresh() is skipped when the
-	// list was loaded less than 3 s ago, and list_update is ignored while rows are selected)
+	// what Frappe does on list_update, at once: the bulk action's list_updates may arrive while rows
+	// are still selected, and Frappe ignores them then
 	listview.pending_document_refreshes = (listview.pending_document_refreshes || []).concat(
 		names.map((name) => ({ doctype: listview.doctype, name }))
 	);
