@@ -65,27 +65,35 @@ function ask_source_and_enqueue(frm, dry_run) {
 }
 
 function follow_job(name) {
-	// live through realtime, with a slow poll for sites without socket.io
+	// realtime from the job's room for prompt updates, a 3 s poll for what it misses (socket.io
+	// down, changes before the room is joined); both end at a final status or when the dialog closes
 	const dialog = new frappe.ui.Dialog({ title: __("Sync Job {0}", [name]), size: "large" });
 	const body = $(dialog.body);
+	const realtime = frappe.realtime;
 	let poll = null;
+	const stop = () => {
+		if (!poll) return;
+		clearInterval(poll);
+		poll = null;
+		realtime.off("sync_job_status", listener);
+		// an open form of this job keeps the room it joined
+		const form_has_room = realtime.open_docs.has(`Sync Job:${name}`);
+		if (realtime.socket && !form_has_room) realtime.emit("doc_unsubscribe", "Sync Job", name);
+	};
 	const show = () =>
-		frappe.call("sync_tweaks.utils.sync_job.get_status", { name }).then((r) => {
-			const job = r.message;
+		frappe.xcall("sync_tweaks.utils.sync_job.get_status", { name }).then((job) => {
 			body.html(
 				`<p>${__("Status")}: <b>${__(job.status)}</b> · <a href="/app/sync-job/${encodeURIComponent(name)}">${__("Open")}</a></p>`
 			);
 			if (job.error_message) body.append($("<pre>").text(job.error_message));
 			body.append(job.diff_html || "");
-			if (job.is_final) clearInterval(poll);
-		});
+			if (job.is_final) stop();
+		}, stop);
 	const listener = (data) => data.name === name && show();
-	frappe.realtime.on("sync_job_status", listener);
+	realtime.on("sync_job_status", listener);
+	if (realtime.socket) realtime.emit("doc_subscribe", "Sync Job", name);
 	poll = setInterval(show, 3000);
-	dialog.onhide = () => {
-		frappe.realtime.off("sync_job_status", listener);
-		clearInterval(poll);
-	};
+	dialog.onhide = stop;
 	dialog.show();
 	show();
 }
