@@ -25,8 +25,42 @@ frappe.ui.form.on("Sync Job", {
 		const actions = (frm.doc.__onload && frm.doc.__onload.allowed_actions) || [];
 		actions.forEach((action) => add_action_button(frm, action));
 		render_diff(frm);
+		watch_without_realtime(frm);
 	},
 });
+
+function watch_without_realtime(frm) {
+	// Frappe joins the form to the job's room only over a live socket, and never again after a
+	// reconnect: poll while socket.io is down, re-join and check once after a reconnect
+	clearInterval(frm.sync_job_poll);
+	const name = frm.doc.name;
+	// a status the server called final is not polled again (a Retry leaves it, and polling resumes)
+	if (frm.is_new() || frm.sync_job_final === `${name}:${frm.doc.status}`) return;
+	const joined = frm.sync_job_joined || (frm.sync_job_joined = {});
+	const live = () => frappe.realtime.socket && frappe.realtime.socket.connected;
+	if (live() && !joined[name]) joined[name] = frappe.realtime.socket.id; // as Frappe joined on load
+	const poll = setInterval(() => {
+		const route = frappe.get_route() || [];
+		if (cur_frm !== frm || frm.doc.name !== name || route[0] !== "Form" || route[2] !== name) {
+			clearInterval(poll); // the form was left
+			return;
+		}
+		if (live()) {
+			const id = frappe.realtime.socket.id;
+			if (joined[name] === id) return;
+			if (joined[name]) frappe.realtime.emit("doc_subscribe", frm.doctype, name);
+			joined[name] = id;
+		}
+		frappe.xcall("sync_tweaks.utils.sync_job.get_status", { name }).then((job) => {
+			if (job.is_final) {
+				frm.sync_job_final = `${name}:${job.status}`;
+				clearInterval(poll);
+			}
+			if (frm.doc.name === name && job.status !== frm.doc.status && !frm.is_dirty()) frm.reload_doc();
+		}, () => clearInterval(poll));
+	}, 3000);
+	frm.sync_job_poll = poll;
+}
 
 function add_action_button(frm, action) {
 	const spec = SYNC_JOB_ACTIONS[action];
