@@ -1,5 +1,5 @@
-"""Picks the host for the suite: a real Frappe site (FRAPPE_SITE set, run from the bench's sites/
-folder with the bench's Python) or the in-repo stand-in with a private Redis."""
+"""Picks the host for the suite (tests/servers.py): a real Frappe site (FRAPPE_SITE set, run from the
+bench's sites/ folder with the bench's Python) or the in-repo stand-in on private Redis servers."""
 
 import os
 import signal
