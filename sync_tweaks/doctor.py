@@ -157,13 +157,7 @@ def check_controllers(types: list, sync_job_type: str | None) -> list[Finding]:
 
 def check_stuck_started(types: list, sync_job_type: str | None) -> list[Finding]:
 	"""Started jobs a minute past their deadline (timeout + grace): recovery should have failed them."""
-	names = frappe.get_all(
-		"Sync Job",
-		filters=_job_filters(sync_job_type, status=S.STARTED.value, deadline_at=["between", [0.001, clock.now() - 60]]),
-		pluck="name",
-		order_by="deadline_at asc",
-		limit=1000,
-	)
+	names = _past(S.STARTED, "deadline_at", slots.grace_seconds() + 60, sync_job_type)
 	return _jobs_finding(
 		"stuck_started",
 		names,
@@ -244,17 +238,7 @@ def check_stuck_waiting(types: list, sync_job_type: str | None) -> list[Finding]
 
 def check_overdue_retries(types: list, sync_job_type: str | None) -> list[Finding]:
 	"""Failed jobs whose retry was due long ago: the scheduler is not running."""
-	names = frappe.get_all(
-		"Sync Job",
-		filters=_job_filters(
-			sync_job_type,
-			status=S.FAILED.value,
-			due_at=["between", [0.001, clock.now() - RETRY_GRACE.total_seconds()]],
-		),
-		pluck="name",
-		order_by="due_at asc",
-		limit=1000,
-	)
+	names = _past(S.FAILED, "due_at", RETRY_GRACE.total_seconds(), sync_job_type)
 	return _jobs_finding(
 		"overdue_retries",
 		names,
@@ -289,6 +273,16 @@ def check_lines_behind_retry(types: list, sync_job_type: str | None) -> list[Fin
 
 def _of_type(name: str, sync_job_type: str) -> bool:
 	return frappe.db.get_value("Sync Job", name, "sync_job_type") == sync_job_type
+
+
+def _past(status: S, epoch_field: str, by: float, sync_job_type: str | None) -> list[str]:
+	"""Jobs in `status` whose `epoch_field` (an epoch deadline) passed more than `by` seconds ago."""
+	condition = " and sync_job_type=%(type)s" if sync_job_type else ""
+	return frappe.db.sql_list(
+		f"""select name from `tabSync Job` where status=%(status)s and {epoch_field} > 0
+		and {epoch_field} < %(before)s{condition} order by {epoch_field} limit 1000""",
+		{"status": status.value, "before": clock.now() - by, "type": sync_job_type},
+	)
 
 
 def _overdue(since_field: str, status: S, sync_job_type: str | None) -> list[str]:

@@ -14,7 +14,7 @@ from sync_tweaks.queue import maintenance as scheduler
 from sync_tweaks.queue import worker as runner
 from sync_tweaks.utils.sync_job import enqueue_sync_job
 from tests.conftest import stop_process_group
-from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
+from tests.utils import kill_whole_worker, make_source, set_type, statuses, wait_for, wait_for_status
 
 
 def queued_batch(*contexts, type_name="Test Single Sync", **params):
@@ -85,7 +85,7 @@ def test_a_worker_killed_mid_batch_loses_no_job(site_conf, workers):
 	set_type("Test Slow Sync", timeout=6)
 	frappe.conf.sync_job_recovery_grace = 1
 	try:
-		names = queued_batch(*[{"sleep_first_attempt": 60}] * 3, type_name="Test Slow Sync")
+		names = queued_batch({"sleep_first_attempt": 60}, {}, {}, type_name="Test Slow Sync")
 		assert len({frappe.db.get_value("Sync Job", n, "job_id") for n in names}) == 1, (
 			"one RQ job holds the batch"
 		)
@@ -93,7 +93,7 @@ def test_a_worker_killed_mid_batch_loses_no_job(site_conf, workers):
 		wait_for(
 			lambda: [e for e in events(event="start") if e["job"] in names], 30, message="the batch started"
 		)
-		stop_process_group(victim, signal.SIGKILL)
+		kill_whole_worker(victim)
 		assert list(statuses(names).values()).count("Started") == 1
 
 		def recovered():

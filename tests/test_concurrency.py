@@ -14,7 +14,7 @@ from sync_tweaks.queue import maintenance as scheduler
 from sync_tweaks.queue import states
 from sync_tweaks.utils.sync_job import enqueue_sync_job
 from tests.conftest import REAL_SITE, stop_process_group
-from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
+from tests.utils import kill_whole_worker, make_source, set_type, statuses, wait_for, wait_for_status
 
 pytestmark = pytest.mark.slow
 SLOW = "Test Slow Sync"
@@ -88,7 +88,7 @@ def test_sigkilled_worker_is_recovered_and_the_job_retried(workers):
 		frappe.db.commit()
 		(victim,) = workers(1)
 		wait_for(lambda: events(job.name, "start"), 30, message="job started")
-		stop_process_group(victim, signal.SIGKILL)
+		kill_whole_worker(victim)
 		time.sleep(4.5)  # past timeout + grace
 		scheduler.run_maintenance()
 		assert frappe.db.get_value("Sync Job", job.name, "retry_count") == 1

@@ -68,8 +68,9 @@ def test_disabled_scheduler_is_found():
 
 
 def test_job_started_past_timeout_and_grace_is_stuck():
-	recent = pending_job(status="Started", deadline_at=time.time() + 10)
-	stuck = pending_job(status="Started", deadline_at=time.time() - 65)
+	grace = slots.grace_seconds()
+	recent = pending_job(status="Started", deadline_at=time.time() - grace)
+	stuck = pending_job(status="Started", deadline_at=time.time() - grace - 65)
 	found = finding("stuck_started")
 	assert found and found.jobs == (stuck,) and recent not in found.jobs
 	assert "run_maintenance" in found.fix

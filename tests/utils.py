@@ -1,5 +1,6 @@
 """Factories and waits shared by the tests."""
 
+import contextlib
 import time
 
 import frappe
@@ -125,3 +126,38 @@ def reset_state():
 			get_queue(queue).empty()
 	except redis.exceptions.ConnectionError:
 		pass
+
+
+def kill_whole_worker(process):
+	"""SIGKILL a worker and its work horses (RQ puts each horse in a session of its own, so killing
+	the worker's process group alone leaves the horse running)."""
+	import os
+	import signal
+
+	from tests.conftest import stop_process_group
+
+	for pid in descendants(process.pid):
+		with contextlib.suppress(ProcessLookupError):
+			os.kill(pid, signal.SIGKILL)
+	stop_process_group(process, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+	"""Every process below `pid`, read from /proc."""
+	import os
+
+	children: dict[int, list[int]] = {}
+	for entry in os.listdir("/proc"):
+		if entry.isdigit():
+			try:
+				with open(f"/proc/{entry}/stat") as f:
+					parent = int(f.read().rsplit(")", 1)[1].split()[1])
+			except (OSError, ValueError, IndexError):
+				continue
+			children.setdefault(parent, []).append(int(entry))
+	found, todo = [], [pid]
+	while todo:
+		for child in children.get(todo.pop(), []):
+			found.append(child)
+			todo.append(child)
+	return found

@@ -35,6 +35,8 @@ FINAL = frozenset({S.FINISHED, S.SKIPPED, S.RELAYED, S.NO_TARGET, S.CANCELED})
 ACTIVE = frozenset({S.QUEUED, S.STARTED})
 # statuses a job can be in while work is still ahead of it (Failed may retry, but is not open)
 OPEN = frozenset({S.PENDING, S.WAITING, S.QUEUED, S.STARTED})
+# nothing happens to the job until a person or a scheduled retry acts: Desk stops following it
+SETTLED = FINAL | {S.FAILED}
 # final statuses after which the `finished` hook runs
 FINISHED_HOOK = frozenset({S.FINISHED, S.SKIPPED, S.RELAYED})
 
@@ -67,6 +69,10 @@ def can_transition(current: str, to: str) -> bool:
 
 def is_final(status: str) -> bool:
 	return SyncJobStatus(status) in FINAL
+
+
+def has_settled(status: str) -> bool:
+	return SyncJobStatus(status) in SETTLED
 
 
 def allowed_actions(status: str) -> list[str]:

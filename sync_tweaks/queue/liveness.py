@@ -11,8 +11,8 @@ import threading
 import frappe
 import redis
 
-LEASE_SECONDS = 30
-RENEW_SECONDS = 10
+LEASE_SECONDS = 15
+RENEW_SECONDS = 5
 
 
 @contextlib.contextmanager
@@ -45,7 +45,7 @@ def is_alive(delivery: str | None) -> bool | None:
 	if not delivery:
 		return False
 	connection = frappe.cache()
-	if connection.exists(_key(delivery)):
+	if connection.get(_key(delivery)) is not None:  # raw get: Frappe's exists() prefixes the key again
 		return True
 	uptime = connection.info("server").get("uptime_in_seconds", LEASE_SECONDS * 2)
 	return None if uptime < LEASE_SECONDS + RENEW_SECONDS else False

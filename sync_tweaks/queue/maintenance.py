@@ -57,9 +57,9 @@ def lost_reason(row, now: float) -> str | None:
 		)
 	if liveness.is_alive(row.job_id) is False:
 		return _("worker lost: its process stopped while the job was running")
-	if row.deadline_at and now >= row.deadline_at:
+	if row.deadline_at and now >= row.deadline_at + slots.grace_seconds():
 		return _("worker lost: no result {0} s after start (timeout {1} s)").format(
-			int(now - row.deadline_at + slots.ttl(row.timeout)), row.timeout
+			int(now - row.deadline_at + (row.timeout or 0)), row.timeout
 		)
 	return None
 

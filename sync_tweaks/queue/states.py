@@ -66,12 +66,12 @@ def set_delivery(names: list[str], job_id: str):
 
 
 def mark_started(job):
-	"""Queued -> Started by the delivery recorded on the job; the slot lives until its deadline."""
+	"""Queued -> Started by the delivery recorded on the job; its deadline is when its timeout ends."""
 	_write(
 		job,
 		S.STARTED,
 		started_at=clock.site_now(),
-		deadline_at=clock.now() + slots.ttl(job.timeout),
+		deadline_at=clock.now() + (job.timeout or 0),
 		ended_at=None,
 		time_taken=None,
 		error_message=None,
@@ -87,9 +87,7 @@ def mark_done(job, status: S, **fields):
 
 def mark_failed(job, error_message: str, retryable: bool = True, **fields):
 	"""Started -> Failed; a retryable failure with retries left is due again per the retry policy."""
-	_write(
-		job, S.FAILED, error_message=error_message, deadline_at=0, **retry.plan(job, retryable), **fields
-	)
+	_write(job, S.FAILED, error_message=error_message, deadline_at=0, **retry.plan(job, retryable), **fields)
 
 
 def requeue(job):

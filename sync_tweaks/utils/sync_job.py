@@ -370,7 +370,7 @@ def check_target_permission(target_type: str | None, operation: str, target_name
 @frappe.whitelist()
 def get_status(name: str) -> dict:
 	"""Status, error and diff of a job, for Desk dialogs that follow a job live."""
-	from sync_tweaks.engine.status import is_final
+	from sync_tweaks.engine.status import has_settled, is_final
 	from sync_tweaks.utils.diff_html import render_diff
 
 	job = frappe.get_doc("Sync Job", name)
@@ -379,6 +379,7 @@ def get_status(name: str) -> dict:
 		"name": job.name,
 		"status": job.status,
 		"is_final": is_final(job.status),
+		"settled": has_settled(job.status),
 		"error_message": job.error_message,
 		"diff_summary": frappe.parse_json(job.diff_summary) if job.diff_summary else None,
 		"diff_html": render_diff(job.diff_summary),

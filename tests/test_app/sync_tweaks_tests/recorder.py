@@ -14,6 +14,7 @@ def record(sync_job, event: str, **data):
 		"event": event,
 		"at": time.time(),
 		"source": sync_job.source_document_name,
+		"user": frappe.session.user,
 		**data,
 	}
 	frappe.cache().rpush(frappe.cache().make_key(KEY), json.dumps(entry, default=str))
@@ -44,6 +45,19 @@ def behave(sync_job):
 		)
 	if context.get("careless_commit"):
 		frappe.db.commit()
+	if context.get("swallowed_commit"):
+		try:
+			frappe.db.commit()
+		except Exception:
+			pass
+	if context.get("swallow"):
+		swallow(float(context["swallow"]), Exception)
+	if context.get("swallow_everything"):
+		swallow(float(context["swallow_everything"]), BaseException)
+	if context.get("lock"):
+		frappe.db.sql("select name from `tabSync Test Target` where name=%s for update", context["lock"])
+	if context.get("publish"):
+		frappe.publish_realtime("sync_tweaks_test_event", {"job": sync_job.name}, after_commit=True)
 	fail = context.get("fail")
 	if fail == "fatal":
 		raise SyncJobFatalError("cannot be fixed by retrying")
@@ -51,3 +65,13 @@ def behave(sync_job):
 		raise ValueError("boom")
 	if fail == "until_retry" and (sync_job.retry_count or 0) < int(context.get("fail_times", 1)):
 		raise ValueError(f"failing attempt {sync_job.retry_count}")
+
+
+def swallow(seconds: float, caught: type[BaseException]):
+	"""A careless controller: keeps working for `seconds`, catching everything of type `caught`."""
+	deadline = time.monotonic() + seconds
+	while time.monotonic() < deadline:
+		try:
+			time.sleep(0.05)
+		except caught:
+			pass

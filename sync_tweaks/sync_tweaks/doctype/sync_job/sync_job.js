@@ -52,7 +52,7 @@ function watch_without_realtime(frm) {
 			joined[name] = id;
 		}
 		frappe.xcall("sync_tweaks.utils.sync_job.get_status", { name }).then((job) => {
-			if (job.is_final) {
+			if (job.settled) {
 				frm.sync_job_final = `${name}:${job.status}`;
 				clearInterval(poll);
 			}

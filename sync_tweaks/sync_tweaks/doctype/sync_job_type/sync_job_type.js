@@ -87,7 +87,7 @@ function follow_job(name) {
 			);
 			if (job.error_message) body.append($("<pre>").text(job.error_message));
 			body.append(job.diff_html || "");
-			if (job.is_final) stop();
+			if (job.settled) stop();
 		}, stop);
 	const listener = (data) => data.name === name && show();
 	realtime.on("sync_job_status", listener);
