@@ -21,6 +21,7 @@ from tests.utils import (
 	kill_whole_worker,
 	make_source,
 	run_queued,
+	second_connection,
 	set_type,
 	statuses,
 	wait_for,
@@ -102,19 +103,8 @@ def test_a_timeout_inside_a_database_call_leaves_the_connection_usable(site_conf
 
 
 def wait_for_status_keeping_lock(names, timeout):
-	"""Poll job statuses on a separate connection while this transaction keeps its row lock."""
-	import pymysql
-
-	conf = frappe.conf
-	connection = pymysql.connect(
-		host=conf.db_host or "127.0.0.1",
-		port=int(conf.db_port or 3306),
-		user=conf.db_name,
-		password=conf.db_password,
-		database=conf.db_name,
-		autocommit=True,
-	)
-	try:
+	"""Poll job statuses on a second connection while this one keeps its row lock."""
+	with second_connection() as connection:
 		deadline = time.monotonic() + timeout
 		while time.monotonic() < deadline:
 			with connection.cursor() as cursor:
@@ -125,9 +115,7 @@ def wait_for_status_keeping_lock(names, timeout):
 			if all(status in ("Finished", "Failed") for status, _ in found.values()):
 				return found
 			time.sleep(0.3)
-		raise AssertionError(f"jobs did not end: {found}")
-	finally:
-		connection.close()
+	raise AssertionError(f"jobs did not end: {found}")
 
 
 # 2. the right user

@@ -82,3 +82,54 @@ def test_enqueue_over_http_checks_permissions(server):
 		source.name,
 		"API",
 	)
+
+
+@pytest.fixture
+def if_owner_role():
+	"""A role that may read, write and create only the Sync Jobs its users own."""
+	from frappe.permissions import add_permission, reset_perms, update_permission_property
+
+	role = "Sync Job Owner Operator"
+	if not frappe.db.exists("Role", role):
+		frappe.get_doc({"doctype": "Role", "role_name": role, "desk_access": 1}).insert(
+			ignore_permissions=True
+		)
+	add_permission("Sync Job", role, 0)
+	for ptype in ("read", "write", "create", "if_owner"):
+		update_permission_property("Sync Job", role, 0, ptype, 1)
+	frappe.db.commit()
+	frappe.clear_cache(doctype="Sync Job")
+	yield role
+	reset_perms("Sync Job")
+	frappe.db.commit()
+	frappe.clear_cache(doctype="Sync Job")
+
+
+def test_doc_methods_over_http_check_the_stored_owner_for_if_owner_roles(server, if_owner_role):
+	url, _ = server
+	from sync_tweaks.utils.sync_job import create_sync_job
+
+	with as_user("http-sm-first@example.com", ["System Manager"]):
+		pass  # Frappe 15.29 makes the first desk user System Manager: let it be someone else
+	owner = session_for(server, "http-owner@example.com", [if_owner_role])
+	intruder = session_for(server, "http-intruder@example.com", [if_owner_role])
+	frappe.set_user("http-owner@example.com")
+	try:
+		job = create_sync_job("Test Single Sync", source_doc=make_source(), queue_on_insert=False)
+		frappe.db.commit()
+	finally:
+		frappe.set_user("Administrator")
+	copy = frappe.get_doc("Sync Job", job.name).as_dict()
+	copy["owner"] = "http-intruder@example.com"  # an edited copy claiming the intruder owns it
+	docs = frappe.as_json(copy)
+	method = url + "/api/method/run_doc_method"
+	response = intruder.post(method, data={"docs": docs, "method": "cancel_sync"}, timeout=10)
+	assert response.status_code == 403, response.text
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Pending"
+	response = owner.post(
+		method, data={"docs": frappe.as_json(job.as_dict()), "method": "cancel_sync"}, timeout=10
+	)
+	assert response.status_code == 200, response.text
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Canceled"

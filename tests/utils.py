@@ -161,3 +161,23 @@ def descendants(pid: int) -> list[int]:
 			found.append(child)
 			todo.append(child)
 	return found
+
+
+@contextlib.contextmanager
+def second_connection():
+	"""A second MariaDB connection to the site's database (real site only), autocommit unless told."""
+	import pymysql
+
+	conf = frappe.conf
+	connection = pymysql.connect(
+		host=conf.db_host or "127.0.0.1",
+		port=int(conf.db_port or 3306),
+		user=conf.db_user or conf.db_name,
+		password=conf.db_password,
+		database=conf.db_name,
+		autocommit=True,
+	)
+	try:
+		yield connection
+	finally:
+		connection.close()
