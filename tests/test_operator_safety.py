@@ -60,10 +60,9 @@ def test_an_error_in_dispatch_after_commit_is_logged_not_raised(monkeypatch):
 
 @pytest.mark.skipif(not REAL_SITE, reason="SQLite has one writer and no row locks")
 def test_dispatch_skips_rows_another_transaction_holds_locked():
-	held = enqueue_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
-	frappe.db.commit()
-	held.start()
-	frappe.db.sql("update `tabSync Job` set status='Waiting' where name=%s", held.name)  # hold it Waiting
+	held = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	# the oldest Waiting job, as a long transaction that coalesced into it would hold it
+	frappe.db.sql("update `tabSync Job` set status='Waiting', next_in_key=1 where name=%s", held.name)
 	frappe.db.commit()
 	with second_connection() as other:
 		with other.cursor() as cursor:

@@ -113,6 +113,7 @@ def reset_state():
 				"retry_backoff": "Fixed",
 				"verbose_logging": 0,
 				"queue": "default",
+				"run_as": None,
 			},
 		)
 	frappe.db.commit()
