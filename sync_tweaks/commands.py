@@ -13,7 +13,7 @@ from frappe.commands import get_site, pass_context
 from frappe.utils import strip_html
 
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import dispatcher, lines, slots, worker
+from sync_tweaks.queue import dispatcher, lines, slots, states, worker
 from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import act
 from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
@@ -281,16 +281,18 @@ def take_for_foreground(name: str) -> str:
 	job = get_job(name)
 	if job.status in (S.PENDING.value, S.FAILED.value):
 		job = act(name, "start" if job.status == S.PENDING.value else "retry")
+	delivery = "foreground-" + frappe.generate_hash(length=12)
 	if job.status == S.QUEUED.value:
-		frappe.db.rollback()
-		return job.job_id
+		# take it over from its RQ job (whose worker then skips it), under a lease of our own
+		states.set_delivery([name], delivery)
+		frappe.db.commit()
+		return delivery
 	if job.status != S.WAITING.value:
 		raise click.ClickException(
 			_("Cannot run Sync Job {0}: it is {1} (only Pending, Waiting, Queued or Failed)").format(
 				name, _(job.status)
 			)
 		)
-	delivery = "foreground-" + frappe.generate_hash(length=12)
 	if not dispatcher.take_one(name, delivery):
 		frappe.db.rollback()
 		holder = lines.holder(job.concurrency_key) or slots.holder(job.concurrency_key)

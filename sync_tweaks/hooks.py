@@ -26,3 +26,6 @@ scheduler_events = {
 ignore_links_on_delete = ["Sync Job"]
 
 default_log_clearing_doctypes = {"Sync Job": 30}
+
+# slots, leases and overrun marks must survive `bench clear-cache` and migrate while jobs run
+persistent_cache_keys = ["sync_tweaks:*"]

@@ -67,7 +67,7 @@ def test_a_timeout_stops_a_controller_that_swallows_exceptions(site_conf, worker
 @pytest.mark.slow
 def test_a_controller_that_swallows_every_timeout_is_ended_and_recorded(site_conf, workers):
 	site_conf(sync_job_batch_size=4)
-	set_type(SINGLE, timeout=1)
+	set_type(SINGLE, timeout=1, max_retries=0)
 	stubborn, after = batch({"swallow_everything": 120}, {})
 	workers(1)
 	started = time.monotonic()

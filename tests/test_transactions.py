@@ -12,6 +12,7 @@ from sync_tweaks.queue import after_commit, transactions
 def emitted(monkeypatch):
 	"""Realtime events actually sent (after commit)."""
 	sent = []
+	frappe.realtime.clear_realtime_log()  # a fresh transaction's realtime state
 	monkeypatch.setattr(frappe.realtime, "emit_via_redis", lambda event, message, room: sent.append(event))
 	return sent
 

@@ -23,6 +23,9 @@ def request(keys=(), release=()):
 		pending = frappe.flags[PENDING] = {"keys": set(), "release": set()}
 		frappe.db.after_commit.add(run)
 		frappe.db.after_rollback.add(forget)
+		# Frappe's commit drops rollback callbacks before it runs before_commit: should the commit
+		# fail, the rollback that follows must still forget this request
+		frappe.db.before_commit.add(_forget_on_rollback)
 	pending["keys"].update(key for key in keys if key)
 	pending["release"].update((key, holder) for key, holder in release if key)
 
@@ -31,11 +34,17 @@ def forget():
 	frappe.flags.pop(PENDING, None)
 
 
+def _forget_on_rollback():
+	frappe.db.after_rollback.add(forget)
+
+
 def run():
 	"""The after-commit callback (also called directly by maintenance)."""
 	if frappe.flags.get(RUNNING):
 		return  # a commit inside the loop below: the loop picks the new requests up
 	frappe.flags[RUNNING] = True
+	# the caller's own after-commit work first: a rollback inside dispatch would drop it
+	frappe.db.after_commit.run()
 	try:
 		for _ in range(MAX_ROUNDS):
 			pending = frappe.flags.pop(PENDING, None)

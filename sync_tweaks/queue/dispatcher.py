@@ -69,14 +69,16 @@ def dispatch(keys=()) -> list[str]:
 
 
 def take_one(name: str, job_id: str) -> bool:
-	"""Queue the Waiting job `name` for delivery `job_id` now, if its line is free (foreground runs)."""
+	"""Queue the Waiting job `name` for delivery `job_id` now, if it heads its free line (foreground runs)."""
 	rows = frappe.db.sql(
 		"select name, concurrency_key, queue, timeout from `tabSync Job` where name=%(name)s",
 		{"name": name},
 		as_dict=True,
 	)
-	busy = lines.busy_keys([rows[0].concurrency_key]) if rows and rows[0].concurrency_key else set()
-	if not rows or rows[0].concurrency_key in busy or not _take(rows, busy):
+	key = rows[0].concurrency_key if rows else None
+	if not rows or (key and (key in lines.busy_keys([key]) or lines.head(key).name != name)):
+		return False
+	if not _take(rows, set()):
 		return False
 	states.mark_queued([name], job_id)
 	return True
@@ -175,7 +177,7 @@ def _take(rows: list, busy: set[str]) -> list:
 			{"names": tuple(row.name for row in held), "waiting": S.WAITING.value},
 		)
 	)
-	held_lines = lines.busy_keys({row.concurrency_key for row in held if row.concurrency_key})
+	held_lines = lines.busy_keys({row.concurrency_key for row in held if row.concurrency_key}, lock=True)
 	taken = []
 	for row in held:
 		if row.name in still_waiting and row.concurrency_key not in held_lines:

@@ -25,14 +25,16 @@ def key_is_free(key: str | None, name: str | None = None) -> bool:
 	)
 
 
-def busy_keys(keys=None) -> set[str]:
-	"""Keys (of `keys`, or all) whose line is held."""
+def busy_keys(keys=None, lock: bool = False) -> set[str]:
+	"""Keys (of `keys`, or all) whose line is held. `lock` reads the latest committed rows (a locking
+	read) instead of this transaction's snapshot: the dispatcher's last check before taking a key."""
 	if keys is not None and not keys:
 		return set()
 	condition = "concurrency_key in %(keys)s" if keys is not None else "concurrency_key is not null"
 	return set(
 		frappe.db.sql_list(
-			f"select distinct concurrency_key from `tabSync Job` where {condition} and {HOLDS_LINE}",
+			f"""select concurrency_key from `tabSync Job` where {condition} and {HOLDS_LINE}
+			{"for update" if lock else ""}""",
 			{"keys": tuple(keys or ())},
 		)
 	)
@@ -74,6 +76,12 @@ def head(key: str):
 
 
 def mark_heads(names: list[str]):
+	"""Mark `names` next in line, skipping rows another transaction holds (repair marks them later)."""
+	if names:
+		names = frappe.db.sql_list(
+			"select name from `tabSync Job` where name in %(names)s for update skip locked",
+			{"names": tuple(names)},
+		)
 	if names:
 		frappe.db.sql(
 			"update `tabSync Job` set next_in_key=1 where name in %(names)s", {"names": tuple(names)}

@@ -19,7 +19,7 @@ LIVE_RQ_STATES = frozenset({"queued", "started", "deferred", "scheduled"})
 
 
 def run_maintenance():
-	"""Scheduler entry point (cron, every minute)."""
+	"""Scheduler entry point (cron, every minute); one step failing never stops the others."""
 	for step in (recover_started, requeue_vanished, retry_due, lines.repair):
 		try:
 			step()
@@ -27,31 +27,54 @@ def run_maintenance():
 		except redis.exceptions.RedisError:
 			frappe.db.rollback()
 			return  # Redis is down: nothing can be queued now; the next run catches up
+		except Exception:
+			frappe.db.rollback()
+			frappe.log_error(title=f"Sync Job maintenance: {step.__name__} failed")
+			frappe.db.commit()
 	dispatcher.run_dispatch()
+
+
+def each(names, action):
+	"""Apply `action` to each job in its own savepoint: one broken job never stops the sweep."""
+	done = []
+	for name in names:
+		try:
+			frappe.db.savepoint("sync_job_maintenance")
+			if action(name) is not False:
+				done.append(name)
+		except redis.exceptions.RedisError:
+			raise
+		except Exception:
+			frappe.db.rollback(save_point="sync_job_maintenance")
+			frappe.log_error(title=f"Sync Job maintenance failed for {name}")
+	return done
 
 
 def recover_started() -> list[str]:
 	"""Fail Started jobs whose process is gone or that passed their deadline; requeue their batch mates."""
 	now = clock.now()
-	lost = []
-	for row in frappe.get_all(
-		"Sync Job",
-		filters={"status": S.STARTED.value},
-		fields=["name", "job_id", "timeout", "deadline_at"],
-	):
+	rows = {
+		row.name: row
+		for row in frappe.get_all(
+			"Sync Job",
+			filters={"status": S.STARTED.value},
+			fields=["name", "job_id", "timeout", "deadline_at"],
+		)
+	}
+
+	def recover(name):
+		row = rows[name]
 		reason = lost_reason(row, now)
-		if not reason:
-			continue
-		mark_lost(row.name, reason)
-		lost.append(row.name)
+		if not reason or not mark_lost(name, row.job_id, reason):
+			return False
 		requeue_batch_mates(row.job_id)
-	return lost
+
+	return each(list(rows), recover)
 
 
 def lost_reason(row, now: float) -> str | None:
 	"""Why the Started job `row` is lost, or None while it may still be running."""
-	cache = frappe.cache()
-	if cache.get(cache.make_key(worker.OVERRUN_MARK + row.name)):
+	if row.job_id and frappe.cache().get(worker.overrun_mark(row.job_id)):
 		return _("timed out after {0} s (the controller did not stop, so its process was ended)").format(
 			row.timeout
 		)
@@ -64,10 +87,13 @@ def lost_reason(row, now: float) -> str | None:
 	return None
 
 
-def mark_lost(name: str, reason: str):
+def mark_lost(name: str, delivery: str | None, reason: str) -> bool:
+	"""Fail the Started job `name` if it still runs under the `delivery` that was judged lost."""
 	job = frappe.get_doc("Sync Job", name, for_update=True)
-	if job.status == S.STARTED.value:
-		states.mark_failed(job, reason, retryable=True, ended_at=clock.site_now())
+	if job.status != S.STARTED.value or (job.job_id or None) != delivery:
+		return False
+	states.mark_failed(job, reason, retryable=True, ended_at=clock.site_now())
+	return True
 
 
 def requeue_batch_mates(job_id: str | None):
@@ -81,17 +107,14 @@ def requeue_batch_mates(job_id: str | None):
 
 def requeue_vanished() -> list[str]:
 	"""Queued jobs whose RQ job no longer exists, ended without running them, or whose batch died."""
-	vanished = []
-	for row in frappe.db.sql(
+	rows = frappe.db.sql(
 		"""select name, job_id from `tabSync Job` where status=%(queued)s
 		and deadline_at < %(now)s""",
 		{"queued": S.QUEUED.value, "now": clock.now()},
 		as_dict=True,
-	):
-		if not delivery_is_live(row.job_id):
-			requeue(row.name)
-			vanished.append(row.name)
-	return vanished
+	)
+	dead = {row.name for row in rows if not delivery_is_live(row.job_id)}
+	return each([row.name for row in rows if row.name in dead], requeue)
 
 
 def delivery_is_live(job_id: str | None) -> bool:
@@ -109,17 +132,21 @@ def delivery_is_live(job_id: str | None) -> bool:
 	return age < liveness.LEASE_SECONDS
 
 
-def requeue(name: str):
+def requeue(name: str) -> bool:
 	job = frappe.get_doc("Sync Job", name, for_update=True)
-	if job.status == S.QUEUED.value:
-		states.requeue(job)
+	if job.status != S.QUEUED.value:
+		return False
+	states.requeue(job)
+	return True
 
 
 def retry_due() -> list[str]:
 	"""Failed jobs whose retry is due go back to Waiting, at the head of their line."""
-	due = retry.due()
-	for name in due:
+
+	def retry_now(name):
 		job = frappe.get_doc("Sync Job", name, for_update=True)
-		if job.status == S.FAILED.value and job.due_at:
-			states.mark_waiting(job, retry_count=(job.retry_count or 0) + 1)
-	return due
+		if job.status != S.FAILED.value or not job.due_at:
+			return False
+		states.mark_waiting(job, retry_count=(job.retry_count or 0) + 1)
+
+	return each(retry.due(), retry_now)

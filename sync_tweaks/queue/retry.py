@@ -22,8 +22,12 @@ def may_retry(job, retryable: bool = True) -> bool:
 
 def delay_seconds(job) -> float:
 	"""The wait before the job's next retry, per its type's backoff."""
-	backoff = frappe.get_cached_doc("Sync Job Type", job.sync_job_type).retry_backoff or "Fixed"
-	return retry_delay_seconds(job.retry_delay, job.retry_count or 0, backoff)
+	try:
+		backoff = frappe.get_cached_doc("Sync Job Type", job.sync_job_type).retry_backoff
+	except frappe.DoesNotExistError:
+		frappe.clear_last_message()
+		backoff = None  # the type was deleted meanwhile
+	return retry_delay_seconds(job.retry_delay, job.retry_count or 0, backoff or "Fixed")
 
 
 def plan(job, retryable: bool = True) -> dict:

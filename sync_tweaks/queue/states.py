@@ -14,6 +14,21 @@ from sync_tweaks.exceptions import SyncJobTransitionError
 from sync_tweaks.queue import after_commit, clock, lines, retry, slots
 
 REALTIME_EVENT = "sync_job_status"
+# fields only the entries below write; a document save keeps their stored values
+STATE_FIELDS = (
+	"status",
+	"job_id",
+	"next_in_key",
+	"due_at",
+	"deadline_at",
+	"retry_after",
+	"retry_count",
+	"started_at",
+	"ended_at",
+	"time_taken",
+	"error_message",
+	"cancel_reason",
+)
 
 
 def initial(queue_on_insert: bool, key_is_free: bool) -> dict:

@@ -45,9 +45,14 @@ def time_limit(seconds: int, on_overrun=None):
 	try:
 		yield limit
 	finally:
+		# block the timer while it is taken down: a signal arriving now would reach RQ's handler
+		signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
 		signal.setitimer(signal.ITIMER_REAL, 0)
+		if signal.SIGALRM in signal.sigpending():
+			signal.sigwait({signal.SIGALRM})
 		signal.signal(signal.SIGALRM, previous)
 		if rq_remaining:
 			signal.alarm(max(int(rq_remaining - (time.monotonic() - started)), 1))
+		signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 	if limit.fired:
 		raise SyncJobTimeout(seconds)  # the controller swallowed it: the job still timed out

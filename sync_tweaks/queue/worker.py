@@ -59,13 +59,13 @@ def run_sync_job(name: str, delivery: str | None) -> str | None:
 		with timeouts.time_limit(job.timeout, on_overrun=end_process) as limit:
 			with transactions.no_commits(job):
 				outcome = apply.run(job)
-			record_outcome(job, outcome, started)
+			record_outcome(job, outcome, started, delivery)
 	except JobSuperseded:
 		transactions.rollback()
 		return None
 	except (Exception, SyncJobTimeout) as e:
 		transactions.rollback()
-		record_failure(job, e, started, timed_out=bool(limit and limit.fired))
+		record_failure(job, e, started, delivery, timed_out=bool(limit and limit.fired))
 	finally:
 		frappe.local.sync_tweaks_running_job = None
 	frappe.db.commit()
@@ -83,8 +83,20 @@ def claim(name: str, delivery: str | None):
 	if job.status != S.QUEUED.value or (job.job_id or None) != delivery:
 		transactions.rollback()  # a duplicate or stale delivery, or a cancel
 		return None
-	run_as(job)
+	try:
+		job_type = frappe.get_cached_doc("Sync Job Type", job.sync_job_type)
+	except frappe.DoesNotExistError:
+		frappe.clear_last_message()
+		job_type = None
 	keep_as_before_save(job)
+	if not job_type:  # deleted after the job was queued: nothing can run it
+		states.mark_started(job)
+		states.mark_failed(
+			job, _("Sync Job Type {0} does not exist").format(job.sync_job_type), retryable=False
+		)
+		frappe.db.commit()
+		return None
+	run_as(job, job_type)
 	try:
 		states.mark_started(job)
 	except redis.exceptions.RedisError:
@@ -93,9 +105,9 @@ def claim(name: str, delivery: str | None):
 	return job
 
 
-def run_as(job):
+def run_as(job, job_type):
 	"""Each job runs as its type's `run_as` user, else as its creator (Guest-created: Administrator)."""
-	user = frappe.get_cached_doc("Sync Job Type", job.sync_job_type).get("run_as") or job.owner
+	user = job_type.get("run_as") or job.owner
 	if not user or user == "Guest":
 		user = "Administrator"
 	if frappe.session.user != user:
@@ -106,9 +118,9 @@ class JobSuperseded(Exception):
 	"""Recovery declared the job lost while it was still running; its result is discarded."""
 
 
-def record_outcome(job, outcome, started: float):
-	"""Write the outcome, unless recovery declared the job lost meanwhile (then nothing is kept)."""
-	if locked_status(job.name) != S.STARTED.value:
+def record_outcome(job, outcome, started: float, delivery: str | None):
+	"""Write the outcome, unless recovery declared this run lost meanwhile (then nothing is kept)."""
+	if not still_ours(job.name, delivery):
 		raise JobSuperseded(job.name)
 	keep_as_before_save(job)
 	keep = job.verbose_logging
@@ -128,10 +140,9 @@ def record_outcome(job, outcome, started: float):
 	)
 
 
-def record_failure(job, error: BaseException, started: float, timed_out: bool = False):
+def record_failure(job, error: BaseException, started: float, delivery: str | None, timed_out: bool = False):
 	"""Record a failure (after the target's writes were rolled back); retries per the retry policy."""
-	job.status = locked_status(job.name)
-	if job.status != S.STARTED.value:
+	if not still_ours(job.name, delivery):
 		transactions.rollback()
 		return
 	keep_as_before_save(job)
@@ -148,10 +159,11 @@ def record_failure(job, error: BaseException, started: float, timed_out: bool = 
 	)
 
 
-def locked_status(name: str) -> str | None:
-	"""The job's status, read under a row lock (plain SQL: this runs twice per job)."""
-	rows = frappe.db.sql("select status from `tabSync Job` where name=%s for update", name)
-	return rows[0][0] if rows else None
+def still_ours(name: str, delivery: str | None) -> bool:
+	"""Whether this run still owns the job: Started under `delivery` (read under a row lock; plain
+	SQL, since this runs for every job). Recovery may have failed it and a retry taken it since."""
+	rows = frappe.db.sql("select status, job_id from `tabSync Job` where name=%s for update", name)
+	return bool(rows) and rows[0][0] == S.STARTED.value and (rows[0][1] or None) == delivery
 
 
 def keep_as_before_save(job):
@@ -196,8 +208,14 @@ def end_process(limit):
 	if not rq.get_current_job():
 		return
 	job_name = getattr(frappe.local, "sync_tweaks_running_job", None)
+	delivery = current_delivery()
 	try:
-		if job_name:
-			frappe.cache().set(frappe.cache().make_key(OVERRUN_MARK + job_name), limit.seconds, ex=3600)
+		if job_name and delivery:
+			frappe.cache().set(overrun_mark(delivery), job_name, ex=3600)
 	finally:
 		os._exit(1)
+
+
+def overrun_mark(delivery: str) -> str:
+	"""Redis key saying the process of `delivery` was ended for an overrun (value: the job's name)."""
+	return frappe.cache().make_key(OVERRUN_MARK + delivery)

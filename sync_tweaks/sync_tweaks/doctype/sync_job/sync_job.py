@@ -117,13 +117,30 @@ class SyncJob(Document):
 			frappe.throw(_("A target document name needs an operation"), SyncJobError)
 		if not self.source_document_name and not self.context:
 			frappe.throw(_("A context is required when no source document is given"), SyncJobError)
+		if not self.is_new():
+			self.keep_stored_state()
 		if not self.is_new() and self.status == st.S.PENDING:
 			self.revalidate_pending()
 		self.title = make_title(self)
 
+	def keep_stored_state(self):
+		"""A save never changes the job's state: only its actions do (see sync_tweaks.queue.states)."""
+		before = self.get_doc_before_save()
+		if not before:
+			return
+		if self.status != before.status:
+			frappe.throw(
+				_("The status of a Sync Job changes only through its actions (Start, Cancel, Retry)"),
+				SyncJobTransitionError,
+			)
+		for fieldname in states.STATE_FIELDS:
+			self.set(fieldname, before.get(fieldname))
+
 	def revalidate_pending(self):
-		"""An edited Pending job gets its queue checked and its concurrency key recomputed."""
+		"""An edited Pending job gets its queue and timeout checked and its concurrency key recomputed."""
 		validate_queue(self.queue)
+		if (self.timeout or 0) < 1:
+			frappe.throw(_("Timeout must be at least 1 second"), SyncJobError)
 		job_type = get_job_type(self.sync_job_type)
 		self.concurrency_key = concurrency_key(job_type, self.source_document_type, self.source_document_name)
 
@@ -131,7 +148,11 @@ class SyncJob(Document):
 		states.announce_new(self)
 
 	def on_trash(self):
-		if self.status == st.S.WAITING and self.next_in_key:
+		if self.status in (st.S.QUEUED, st.S.STARTED):
+			after_commit.request(
+				release=[(self.concurrency_key, self.name)]
+			)  # frees its slot, serves its key
+		elif self.status == st.S.WAITING and self.next_in_key:
 			after_commit.request(keys=[self.concurrency_key])  # the next job of its key moves up
 
 	# controller API

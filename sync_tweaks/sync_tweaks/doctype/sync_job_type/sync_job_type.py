@@ -68,6 +68,22 @@ class SyncJobType(Document):
 				_("Only Administrator can delete a standard Sync Job Type in developer mode"),
 				frappe.PermissionError,
 			)
+		self.refuse_with_open_jobs()
+
+	def refuse_with_open_jobs(self):
+		"""Jobs still to run (or waiting for a retry) need their type: cancel them first."""
+		open_jobs = frappe.db.sql(
+			"""select count(*) from `tabSync Job` where sync_job_type=%(type)s
+			and (status in ('Pending', 'Waiting', 'Queued', 'Started') or (status='Failed' and due_at > 0))""",
+			{"type": self.name},
+		)[0][0]
+		if open_jobs:
+			frappe.throw(
+				_("Sync Job Type {0} still has {1} open Sync Job(s): cancel them before deleting it").format(
+					frappe.bold(self.name), open_jobs
+				),
+				frappe.LinkExistsError,
+			)
 
 	def validate_standard(self):
 		if frappe.flags.in_import or frappe.flags.in_install or frappe.flags.in_migrate:
