@@ -111,11 +111,7 @@ class Host(servers.Host):
 
 
 def registered_workers() -> int:
-	"""Live RQ workers on the benchmark queue (stale registrations of dead workers are dropped first)."""
-	from frappe.utils.background_jobs import get_queue
-	from rq import Worker
-	from rq.worker_registration import clean_worker_registry
+	"""Live RQ workers on the benchmark queue (a SIGKILLed worker stays registered for minutes)."""
+	from sync_tweaks.queue import workers
 
-	queue = get_queue(QUEUE)
-	clean_worker_registry(queue)
-	return Worker.count(queue=queue)
+	return len(workers.live_workers(QUEUE))

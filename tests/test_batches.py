@@ -14,7 +14,15 @@ from sync_tweaks.queue import maintenance as scheduler
 from sync_tweaks.queue import worker as runner
 from sync_tweaks.utils.sync_job import enqueue_sync_job
 from tests.conftest import stop_process_group
-from tests.utils import kill_whole_worker, make_source, set_type, statuses, wait_for, wait_for_status
+from tests.utils import (
+	kill_whole_worker,
+	make_source,
+	realtime_statuses,
+	set_type,
+	statuses,
+	wait_for,
+	wait_for_status,
+)
 
 
 def queued_batch(*contexts, type_name="Test Single Sync", **params):
@@ -60,22 +68,10 @@ def test_a_job_overrunning_its_timeout_fails_alone(site_conf):
 
 def test_realtime_updates_fire_per_job_in_a_batch(site_conf, workers):
 	site_conf(sync_job_batch_size=8)
-	pubsub = get_redis_connection_without_auth().pubsub()
-	pubsub.subscribe("events")
-	names = queued_batch({}, {}, {})
-	workers(1)
-	wait_for_status(names, timeout=60)
-	seen = {}
-	deadline = time.monotonic() + 5
-	while time.monotonic() < deadline and not all(
-		seen.get(n, set()) >= {"Started", "Finished"} for n in names
-	):
-		message = pubsub.get_message(timeout=0.5)
-		if message and message["type"] == "message":
-			payload = json.loads(message["data"])
-			if payload["event"] == "sync_job_status":
-				seen.setdefault(payload["message"]["name"], set()).add(payload["message"]["status"])
-	pubsub.close()
+	with realtime_statuses() as seen:
+		names = queued_batch({}, {}, {})
+		workers(1)
+		wait_for_status(names, timeout=60)
 	for name in names:
 		assert seen.get(name, set()) >= {"Started", "Finished"}, (name, seen)
 

@@ -14,7 +14,9 @@ from rq import Worker
 from sync_tweaks import doctor
 from sync_tweaks.commands import sync_job
 from sync_tweaks.queue import slots
+from sync_tweaks.queue import workers as rq_workers
 from sync_tweaks.utils.sync_job import create_sync_job, enqueue_sync_job
+from tests.conftest import REAL_SITE
 from tests.test_security import as_user, call
 from tests.utils import make_source, set_type, wait_for
 
@@ -24,8 +26,18 @@ LONG_AGO = timedelta(hours=2)
 
 @contextlib.contextmanager
 def scheduler_enabled():
-	"""Enable the scheduler in this transaction only (nothing may commit inside): no real scheduler starts."""
+	"""Enable the scheduler, with recent user activity, in this transaction only (nothing may commit
+	inside): no real scheduler starts. A fresh real site has no Activity Log and counts as dormant."""
 	frappe.db.set_single_value("System Settings", "enable_scheduler", 1)
+	if frappe.db.exists("DocType", "Activity Log"):
+		frappe.get_doc(
+			{
+				"doctype": "Activity Log",
+				"subject": "sync_tweaks test",
+				"operation": "Login",
+				"status": "Success",
+			}
+		).insert(ignore_permissions=True)
 	try:
 		yield
 	finally:
@@ -65,6 +77,15 @@ def test_disabled_scheduler_is_found():
 		frappe.db.set_single_value("System Settings", "enable_scheduler", 0)
 		found = finding("scheduler")
 	assert found and "disabled" in found.problem and "enable-scheduler" in found.fix
+
+
+@pytest.mark.skipif(not REAL_SITE, reason="the stand-in has no Activity Log: it is never dormant")
+def test_a_dormant_site_is_found():
+	with scheduler_enabled():
+		assert finding("scheduler") is None
+		frappe.db.delete("Activity Log")  # rolled back by scheduler_enabled
+		found = finding("scheduler")
+	assert found and "dormant" in found.problem and "dormant_days" in found.fix
 
 
 def test_job_started_past_timeout_and_grace_is_stuck():
@@ -112,9 +133,9 @@ def test_failed_job_long_past_its_retry_is_found():
 
 
 def test_queue_without_workers_is_found():
-	queue = next((q for q in ("long", "short", "default") if not Worker.all(queue=get_queue(q))), None)
+	queue = next((q for q in ("long", "short", "default") if not rq_workers.live_workers(q)), None)
 	if not queue:
-		pytest.skip("every queue has a (possibly stale) worker registration on this Redis")
+		pytest.skip("every queue has a live worker on this Redis")
 	set_type("Test Single Sync", queue=queue)
 	found = [f for f in doctor.run() if f.check == "workers" and queue in f.problem]
 	assert found and f"bench worker --queue {queue}" in found[0].fix

@@ -20,6 +20,7 @@ from tests.test_security import as_user
 from tests.utils import (
 	kill_whole_worker,
 	make_source,
+	realtime_statuses,
 	run_queued,
 	second_connection,
 	set_type,
@@ -315,24 +316,14 @@ def test_a_controller_that_commits_fails_without_retry(context):
 @pytest.mark.slow
 def test_dry_run_hooks_that_write_do_not_silence_the_rest_of_the_batch(site_conf, workers):
 	site_conf(sync_job_batch_size=8)
-	pubsub = get_redis_connection_without_auth().pubsub()
-	pubsub.subscribe("events")
-	dry = batch({"publish": 1, "careless_write": 1}, dry_run=1)[0]
-	later = batch({}, {})
-	source = frappe.db.get_value("Sync Job", later[0], "source_document_name")
-	behind = enqueue_sync_job(SINGLE, source_document_name=source).name
-	frappe.db.commit()
-	workers(1)
-	wait_for_status([dry, *later, behind], timeout=60)
-	seen = {}
-	deadline = time.monotonic() + 5
-	while time.monotonic() < deadline and not all(seen.get(n, set()) >= {"Finished"} for n in later):
-		message = pubsub.get_message(timeout=0.5)
-		if message and message["type"] == "message":
-			payload = json.loads(message["data"])
-			if payload["event"] == "sync_job_status":
-				seen.setdefault(payload["message"]["name"], set()).add(payload["message"]["status"])
-	pubsub.close()
+	with realtime_statuses() as seen:
+		dry = batch({"publish": 1, "careless_write": 1}, dry_run=1)[0]
+		later = batch({}, {})
+		source = frappe.db.get_value("Sync Job", later[0], "source_document_name")
+		behind = enqueue_sync_job(SINGLE, source_document_name=source).name
+		frappe.db.commit()
+		workers(1)
+		wait_for_status([dry, *later, behind], timeout=60)
 	assert job(dry).status == "Skipped"
 	for name in later:
 		assert seen.get(name, set()) >= {"Started", "Finished"}, (name, seen)

@@ -182,3 +182,29 @@ def second_connection():
 		yield connection
 	finally:
 		connection.close()
+
+
+@contextlib.contextmanager
+def realtime_statuses():
+	"""Collect the `sync_job_status` events sent while the block runs: yields {job: {statuses}}, filled
+	when the block ends (events may trail the commit by a moment, so it reads for up to 5 s more)."""
+	import json
+
+	from frappe.utils.background_jobs import get_redis_connection_without_auth
+
+	pubsub = get_redis_connection_without_auth().pubsub()
+	pubsub.subscribe("events")
+	seen: dict[str, set] = {}
+	try:
+		yield seen
+		deadline = time.monotonic() + 5
+		while time.monotonic() < deadline:
+			message = pubsub.get_message(timeout=0.5)
+			if message and message["type"] == "message":
+				payload = json.loads(message["data"])
+				if payload["event"] == "sync_job_status":
+					seen.setdefault(payload["message"]["name"], set()).add(payload["message"]["status"])
+			elif seen and all({"Finished", "Failed", "Skipped"} & statuses for statuses in seen.values()):
+				break
+	finally:
+		pubsub.close()
