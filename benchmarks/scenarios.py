@@ -15,9 +15,8 @@ import frappe
 from frappe.utils import get_datetime, now_datetime
 from frappe.utils.background_jobs import get_queue
 
-from sync_tweaks.queue import after_commit
+from sync_tweaks.queue import after_commit, slots
 from sync_tweaks.queue import dispatcher as dispatch
-from sync_tweaks.queue import slots
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 
 BENCH = "Bench Note Sync"
