@@ -20,12 +20,17 @@ DOCTOR = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_doctor
 CHART = "sync_tweaks.stats.jobs_per_status_chart"
 ENDPOINTS = (ENQUEUE, GET_STATUS, CLEAR_ALL, BULK, CONTROLLER_STATUS, DOCTOR, CHART)
 DOC_METHODS = ("start", "cancel_sync", "retry", "dry_run_again")
+ANCHOR_SYSTEM_MANAGER = "sync-tweaks-system-manager@example.com"
 
 
 @contextlib.contextmanager
 def as_user(email: str, roles: list[str] | None = None):
 	"""Act as a (created on demand) System User with exactly `roles`."""
 	if email not in ("Guest", "Administrator"):
+		if email != ANCHOR_SYSTEM_MANAGER and "System Manager" not in (roles or []):
+			# Frappe 15.29 makes a new desk user System Manager when no other one exists
+			with as_user(ANCHOR_SYSTEM_MANAGER, ["System Manager"]):
+				pass
 		if not frappe.db.exists("User", email):
 			frappe.get_doc(
 				{

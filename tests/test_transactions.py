@@ -68,3 +68,19 @@ def test_rollback_after_a_refused_commit_forgets_realtime_and_dispatch_requests(
 	frappe.publish_realtime("next_event", {}, after_commit=True)
 	frappe.db.commit()
 	assert emitted == ["next_event"]
+
+
+def test_a_handed_over_copy_is_what_db_set_compares_with(monkeypatch):
+	from sync_tweaks.utils.sync_job import create_sync_job
+	from tests.utils import make_source
+
+	job = create_sync_job("Test Single Sync", source_doc=make_source(), queue_on_insert=False)
+	frappe.db.commit()
+	job = frappe.get_doc("Sync Job", job.name)
+	transactions.hand_over_before_save(job)
+	reads = []
+	real_get_doc = frappe.get_doc
+	monkeypatch.setattr(frappe, "get_doc", lambda *a, **k: reads.append(a) or real_get_doc(*a, **k))
+	job.db_set("coalesced_count", 5)
+	assert job.get_doc_before_save().coalesced_count == 0 and not reads, "no second read of the row"
+	assert frappe.db.get_value("Sync Job", job.name, "coalesced_count") == 5

@@ -177,7 +177,8 @@ def _take(rows: list, busy: set[str]) -> list:
 			{"names": tuple(row.name for row in held), "waiting": S.WAITING.value},
 		)
 	)
-	held_lines = lines.busy_keys({row.concurrency_key for row in held if row.concurrency_key}, lock=True)
+	ours = [row for row in held if row.name in still_waiting]
+	held_lines = lines.busy_keys({row.concurrency_key for row in ours if row.concurrency_key}, lock=True)
 	taken = []
 	for row in held:
 		if row.name in still_waiting and row.concurrency_key not in held_lines:

@@ -27,14 +27,15 @@ def key_is_free(key: str | None, name: str | None = None) -> bool:
 
 def busy_keys(keys=None, lock: bool = False) -> set[str]:
 	"""Keys (of `keys`, or all) whose line is held. `lock` reads the latest committed rows (a locking
-	read) instead of this transaction's snapshot: the dispatcher's last check before taking a key."""
+	read, skipping rows other transactions hold) instead of this transaction's snapshot: the
+	dispatcher's last check before taking a key, behind the key's slot."""
 	if keys is not None and not keys:
 		return set()
 	condition = "concurrency_key in %(keys)s" if keys is not None else "concurrency_key is not null"
 	return set(
 		frappe.db.sql_list(
 			f"""select concurrency_key from `tabSync Job` where {condition} and {HOLDS_LINE}
-			{"for update" if lock else ""}""",
+			{"for update skip locked" if lock else ""}""",
 			{"keys": tuple(keys or ())},
 		)
 	)

@@ -6,9 +6,12 @@
   back, its after-rollback callbacks run and its after-commit callbacks are dropped, leaving the
   job's own (realtime, dispatch) intact.
 - `rollback`: roll back, reconnecting when a signal broke the connection mid-statement.
+- `hand_over_before_save`: give `db_set` the copy of the row the worker holds locked, instead of the
+  re-read it makes for "value changed" notifications (Frappe has no public way to do this).
 """
 
 import contextlib
+import copy
 
 import frappe
 from frappe import _
@@ -91,3 +94,10 @@ def rollback():
 		frappe.db.rollback()
 	clear_realtime_log()
 	after_commit.forget()
+
+
+def hand_over_before_save(doc):
+	"""Let `doc.db_set` treat `doc` as it is now as the stored row (the caller holds its lock)."""
+	before = copy.copy(doc)
+	before.__dict__.pop("_doc_before_save", None)
+	doc._doc_before_save = before

@@ -5,7 +5,6 @@ hard time limit, apply its controller, and record the outcome together with the 
 or the failure after rolling them back. A lease tells maintenance the batch's process is alive.
 """
 
-import copy
 import json
 import os
 import time
@@ -88,7 +87,7 @@ def claim(name: str, delivery: str | None):
 	except frappe.DoesNotExistError:
 		frappe.clear_last_message()
 		job_type = None
-	keep_as_before_save(job)
+	transactions.hand_over_before_save(job)
 	if not job_type:  # deleted after the job was queued: nothing can run it
 		states.mark_started(job)
 		states.mark_failed(
@@ -122,7 +121,7 @@ def record_outcome(job, outcome, started: float, delivery: str | None):
 	"""Write the outcome, unless recovery declared this run lost meanwhile (then nothing is kept)."""
 	if not still_ours(job.name, delivery):
 		raise JobSuperseded(job.name)
-	keep_as_before_save(job)
+	transactions.hand_over_before_save(job)
 	keep = job.verbose_logging
 	states.mark_done(
 		job,
@@ -145,7 +144,7 @@ def record_failure(job, error: BaseException, started: float, delivery: str | No
 	if not still_ours(job.name, delivery):
 		transactions.rollback()
 		return
-	keep_as_before_save(job)
+	transactions.hand_over_before_save(job)
 	timed_out = timed_out or isinstance(error, SyncJobTimeout) or is_rq_timeout(error)
 	fields = timing(started)
 	snapshots = job.flags.get("snapshots")
@@ -164,14 +163,6 @@ def still_ours(name: str, delivery: str | None) -> bool:
 	SQL, since this runs for every job). Recovery may have failed it and a retry taken it since."""
 	rows = frappe.db.sql("select status, job_id from `tabSync Job` where name=%s for update", name)
 	return bool(rows) and rows[0][0] == S.STARTED.value and (rows[0][1] or None) == delivery
-
-
-def keep_as_before_save(job):
-	"""`db_set` re-reads the row to know what changed (Notifications on value change use it); the
-	worker holds the row's lock and an exact copy, so hand that over instead of a second read."""
-	before = copy.copy(job)
-	before.__dict__.pop("_doc_before_save", None)
-	job._doc_before_save = before
 
 
 def failure_message(job, error: BaseException, timed_out: bool) -> str:
