@@ -108,18 +108,7 @@ def test_newer_jobs_of_a_key_wait_behind_a_pending_retry():
 	assert ended_in_order([failed, newer]), "the retry runs before the newer job"
 
 
-def test_a_job_without_retries_left_frees_its_line():
-	set_type("Test Single Sync", max_retries=0)
-	source = make_source()
-	failed = enqueue(source, context={"fail": "error"})
-	frappe.db.commit()
-	run_queued()
-	newer = enqueue(source)
-	frappe.db.commit()
-	assert statuses([failed, newer]) == {failed: "Failed", newer: "Queued"}
-
-
-def test_a_manually_retried_job_waits_behind_its_keys_running_job():
+def test_a_job_without_retries_left_frees_its_line_and_a_manual_retry_waits_in_it():
 	set_type("Test Single Sync", max_retries=0)
 	source = make_source()
 	failed = enqueue(source, context={"fail": "error"})
@@ -127,7 +116,7 @@ def test_a_manually_retried_job_waits_behind_its_keys_running_job():
 	run_queued()
 	running = enqueue(source)
 	frappe.db.commit()
-	assert statuses([failed, running]) == {failed: "Failed", running: "Queued"}
+	assert statuses([failed, running]) == {failed: "Failed", running: "Queued"}, "the line moved on"
 
 	act(failed, "retry")
 	frappe.db.commit()
