@@ -75,6 +75,36 @@ def test_jobs_survive_killed_horses_killed_workers_and_a_redis_restart(host, sit
 		assert got == wanted, f"{source.name}: each job once and in order (chaos: {chaos_log})"
 
 
+def stuck_report(names: list[str]) -> list[dict]:
+	"""What a failing run needs to explain itself: each unfinished job with its RQ job and lease."""
+	from frappe.utils.background_jobs import get_job
+
+	from sync_tweaks.queue import liveness, slots
+
+	report = []
+	for row in frappe.get_all(
+		"Sync Job",
+		filters={"name": ["in", names]},
+		fields=[
+			"name",
+			"status",
+			"job_id",
+			"concurrency_key",
+			"next_in_key",
+			"deadline_at",
+			"due_at",
+			"creation",
+		],
+		order_by="creation asc",
+	):
+		rq_job = get_job(row.job_id) if row.job_id else None
+		row.rq_status = rq_job.get_status() if rq_job else None
+		row.lease = liveness.is_alive(row.job_id) if row.job_id else None
+		row.slot = slots.holder(row.concurrency_key)
+		report.append(row)
+	return report
+
+
 def strike(host, running, rng, restart: bool) -> str:
 	"""One act of chaos: restart Redis, or SIGKILL a work horse (60%) or a whole worker."""
 	if restart:

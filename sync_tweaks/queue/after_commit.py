@@ -39,17 +39,16 @@ def _forget_on_rollback():
 
 
 def run():
-	"""The after-commit callback (also called directly by maintenance)."""
+	"""The after-commit callback."""
 	if frappe.flags.get(RUNNING):
 		return  # a commit inside the loop below: the loop picks the new requests up
 	frappe.flags[RUNNING] = True
-	# the caller's own after-commit work first: a rollback inside dispatch would drop it
-	frappe.db.after_commit.run()
 	try:
+		callers_error = run_callers_callbacks()
 		for _ in range(MAX_ROUNDS):
 			pending = frappe.flags.pop(PENDING, None)
 			if pending is None:
-				return
+				break
 			_release(pending["release"])
 			dispatcher.run_dispatch(keys=sorted(pending["keys"] | {key for key, _ in pending["release"]}))
 	except redis.exceptions.RedisError:
@@ -61,6 +60,18 @@ def run():
 	finally:
 		frappe.flags.pop(RUNNING, None)
 		forget()
+	if callers_error:
+		raise callers_error
+
+
+def run_callers_callbacks() -> Exception | None:
+	"""Run the caller's remaining after-commit callbacks first (a rollback inside dispatch would drop
+	them); their error is the caller's, raised once the dispatch is done."""
+	try:
+		frappe.db.after_commit.run()
+	except Exception as e:
+		return e
+	return None
 
 
 def _release(pairs):

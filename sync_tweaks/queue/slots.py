@@ -6,6 +6,11 @@ import frappe
 GRACE = 60
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# take a free slot, or keep one this holder already has (a dispatch that rolled back after taking it)
+_ACQUIRE = (
+	"if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end "
+	"if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('expire', KEYS[1], ARGV[2]) return 1 end return 0"
+)
 _REFRESH = (
 	"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
 )
@@ -22,8 +27,8 @@ def ttl(timeout: int | None) -> int:
 
 
 def acquire(key: str, holder: str, timeout: int | None) -> bool:
-	"""Take the slot of `key` for `holder` unless someone holds it."""
-	return bool(_redis().set(_name(key), holder, nx=True, ex=ttl(timeout)))
+	"""Take the slot of `key` for `holder` unless someone else holds it."""
+	return bool(_redis().eval(_ACQUIRE, 1, _name(key), holder, ttl(timeout)))
 
 
 def refresh(key: str, holder: str, timeout: int | None) -> bool:

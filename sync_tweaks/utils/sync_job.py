@@ -233,8 +233,9 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 	"""Insert a chunk of jobs with one multi-row insert (coalescing into open duplicates first)."""
 	for request in requests:
 		validate_queue(request.queue)
-	names, rows = [], []
-	open_jobs = _open_duplicates(job_type, requests) if job_type.coalesce_duplicates else {}
+	coalescing = bool(job_type.coalesce_duplicates)
+	names, new_rows = [], []
+	open_jobs = _open_duplicates(job_type, requests) if coalescing else {}
 	all_fields = [request.job_fields(job_type) for request in requests]
 	keys = [
 		concurrency_key(job_type, f["source_document_type"], f["source_document_name"]) for f in all_fields
@@ -243,21 +244,23 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 	taken = lines.lined_up(list({key for key in keys if key}))
 	now = now_datetime()
 	user = frappe.session.user
-	columns = None
 	for i, (request, fields, key) in enumerate(zip(requests, all_fields, keys, strict=True)):
-		duplicate = (fields["source_document_name"], identity(fields))
-		if duplicate in open_jobs:
-			name = open_jobs[duplicate]
+		duplicate = (bool(request.queue_on_insert), fields["source_document_name"], identity(fields))
+		found = open_jobs.get(duplicate)
+		if isinstance(found, dict):  # a job of this very chunk, not inserted yet
+			found["coalesced_count"] += 1
+			names.append(found["name"])
+			continue
+		if found:
 			frappe.db.sql(
 				"update `tabSync Job` set coalesced_count=coalesced_count+1, modified=%s where name=%s",
-				(now, name),
+				(now, found),
 			)
-			names.append(name)
+			names.append(found)
 			continue
-		name = frappe.generate_hash(length=10)
 		fields.update(
 			states.initial(request.queue_on_insert, not key or key not in taken),
-			name=name,
+			name=frappe.generate_hash(length=10),
 			concurrency_key=key,
 			# distinct timestamps keep creation order exact inside a chunk
 			creation=now + timedelta(microseconds=i),
@@ -273,16 +276,19 @@ def _bulk_insert(job_type, requests: list[SyncJobRequest]) -> list[str]:
 		if key and request.queue_on_insert:
 			taken.add(key)
 		states.announce_new(frappe._dict(fields))
-		open_jobs[duplicate] = name
-		columns = columns or list(fields)
-		rows.append([fields.get(column) for column in columns])
-		names.append(name)
-	if rows:
-		frappe.db.bulk_insert("Sync Job", columns, rows)
+		if coalescing and fields["source_document_name"]:
+			open_jobs[duplicate] = fields
+		new_rows.append(fields)
+		names.append(fields["name"])
+	if new_rows:
+		columns = list(new_rows[0])
+		frappe.db.bulk_insert("Sync Job", columns, [[row.get(c) for c in columns] for row in new_rows])
 	return names
 
 
 def _open_duplicates(job_type, requests: list[SyncJobRequest]) -> dict:
+	"""Jobs not started yet (or waiting for a retry) that requests of this chunk merge into, as
+	find_duplicate chooses them: Pending for Pending requests, Waiting or a pending retry otherwise."""
 	sources = list({request.source_document_name for request in requests if request.source_document_name})
 	if not sources:
 		return {}
@@ -291,14 +297,17 @@ def _open_duplicates(job_type, requests: list[SyncJobRequest]) -> dict:
 		filters={
 			"sync_job_type": job_type.name,
 			"source_document_name": ["in", sources],
-			"status": S.WAITING.value,
+			"status": ["in", [S.PENDING.value, S.WAITING.value, S.FAILED.value]],
 		},
-		fields=["name", "source_document_name", *IDENTITY],
+		fields=["name", "status", "due_at", "source_document_name", *IDENTITY],
 		order_by="creation asc",
 	)
 	found = {}
 	for row in rows:
-		found.setdefault((row.source_document_name, identity(row)), row.name)
+		if row.status == S.FAILED.value and not row.due_at:
+			continue
+		wants_queue = row.status != S.PENDING.value
+		found.setdefault((wants_queue, row.source_document_name, identity(row)), row.name)
 	return found
 
 

@@ -152,8 +152,10 @@ class SyncJob(Document):
 			after_commit.request(
 				release=[(self.concurrency_key, self.name)]
 			)  # frees its slot, serves its key
-		elif self.status == st.S.WAITING and self.next_in_key:
-			after_commit.request(keys=[self.concurrency_key])  # the next job of its key moves up
+		elif (self.status == st.S.WAITING and self.next_in_key) or (
+			self.status == st.S.FAILED and self.due_at
+		):
+			after_commit.request(keys=[self.concurrency_key])  # it held its line: the next job moves up
 
 	# controller API
 
