@@ -204,6 +204,7 @@ def test_a_whole_worker_killed_mid_batch_is_recovered_within_the_lease(site_conf
 	young = max(0, liveness.LEASE_SECONDS + liveness.RENEW_SECONDS - redis_uptime())
 	wait_for(recovered, timeout=young + liveness.LEASE_SECONDS + 20, interval=1, message="recovery")
 	took = time.monotonic() - killed
+	print(f"whole-worker kill: batch recovered {took:.1f} s after the kill (Redis young for {young} s)")
 	assert took < young + liveness.LEASE_SECONDS + 10, f"recovered {took:.0f} s after the kill"
 	workers(1)
 	maintenance.run_maintenance()

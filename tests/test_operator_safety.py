@@ -35,6 +35,7 @@ def test_bulk_cancel_of_1000_queued_jobs_in_one_request(site_conf):
 	result = call(BULK, action="cancel", names=json.dumps(names))
 	frappe.db.commit()  # the request's commit: slot releases and dispatch follow it, never raising
 	took = time.monotonic() - started
+	print(f"bulk cancel of 1,000 Queued jobs: {took:.1f} s including the commit")
 	assert len(result["done"]) == 1000 and not result["failed"]
 	assert set(statuses(names).values()) == {"Canceled"}
 	assert not any(slots.holder(key) for key in keys), "every slot freed after the one commit"
