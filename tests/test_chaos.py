@@ -58,9 +58,7 @@ def test_jobs_survive_killed_horses_killed_workers_and_a_redis_restart(host, sit
 		time.sleep(0.5)
 	final = statuses(names)
 	print(f"chaos: {chaos_log}; all Finished after {time.monotonic() - started:.0f} s")
-	assert set(final.values()) == {"Finished"}, {
-		s: list(final.values()).count(s) for s in set(final.values())
-	}
+	assert set(final.values()) == {"Finished"}, stuck_report([n for n, s in final.items() if s != "Finished"])
 	assert "redis restart" in chaos_log and len(chaos_log) >= 8, chaos_log
 	for source in sources:
 		wanted = [f"seq-{seq}" for name, seq, _ in jobs if name == source.name]

@@ -334,3 +334,23 @@ def test_saving_a_sync_job_cannot_change_its_status():
 		return  # refused: fine
 	maintenance.run_maintenance()
 	assert statuses([name])[name] == "Canceled", "a canceled job was put back in line by a plain save"
+
+
+def test_a_worker_killed_between_taking_an_rq_job_and_starting_it_loses_nothing():
+	"""RQ pops a job id off its queue in the worker, and marks the job started only in the work horse:
+	a worker SIGKILLed in between leaves the RQ job "queued" in no queue (found by the chaos test)."""
+	from frappe.utils.background_jobs import get_job, get_queue
+
+	name = enqueue_sync_job(SINGLE, source_doc=make_source()).name
+	frappe.db.commit()
+	delivery = frappe.db.get_value("Sync Job", name, "job_id")
+	rq_job = get_job(delivery)
+	queue = get_queue("default")
+	queue.connection.lrem(queue.key, 0, rq_job.id)  # taken off the queue; the worker dies right there
+	assert rq_job.get_status() == "queued" and rq_job.get_position() is None
+	frappe.db.set_value("Sync Job", name, "deadline_at", 1)  # past its push grace
+	frappe.db.commit()
+	maintenance.run_maintenance()
+	again = frappe.db.get_value("Sync Job", name, "job_id")
+	assert again != delivery and statuses([name]) == {name: "Queued"}, "pushed again under a new RQ job"
+	assert get_job(again).get_position() is not None

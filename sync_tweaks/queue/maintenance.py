@@ -124,6 +124,9 @@ def delivery_is_live(job_id: str | None) -> bool:
 	status = str(getattr(status, "value", status)) if status else None
 	if status not in LIVE_RQ_STATES:
 		return False
+	if status == "queued":
+		# a worker killed between taking it from the queue and starting it leaves it "queued" in no queue
+		return job.get_position() is not None
 	if status != "started" or liveness.is_alive(job_id) is not False:
 		return True
 	# a work horse takes its lease only once Frappe is up: give a just-started RQ job that time
