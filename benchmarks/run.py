@@ -7,7 +7,7 @@ Real site (from the bench's sites folder, with the bench's Python):
 
 Starts and stops its own workers (`--queue default`); on a real site nothing else may consume that
 queue during the run. Scenarios: per-job overhead, parallel throughput, enqueue cost, dispatch cost
-with a backlog, bulk enqueue, batched execution.
+with a backlog, bulk enqueue, batched execution, and the warm limit of the work itself.
 """
 
 import argparse
@@ -31,6 +31,7 @@ SIZES = {
 	"bulk_sources": 10000,
 	"backlogs": [0, 10000, 50000],
 	"dispatch_rounds": 25,
+	"limit_jobs": 500,
 }
 QUICK = {
 	"jobs": 10,
@@ -41,8 +42,9 @@ QUICK = {
 	"bulk_sources": 300,
 	"backlogs": [0, 300, 1500],
 	"dispatch_rounds": 3,
+	"limit_jobs": 50,
 }
-SCENARIOS = ("overhead", "parallel", "enqueue", "dispatch", "bulk", "batched")
+SCENARIOS = ("overhead", "parallel", "enqueue", "dispatch", "bulk", "batched", "limit")
 TITLES = {
 	"overhead": "Per-job overhead",
 	"parallel": "Parallel throughput",
@@ -50,6 +52,7 @@ TITLES = {
 	"dispatch": "Dispatch cost with backlog",
 	"bulk": "Bulk enqueue",
 	"batched": "Batched execution",
+	"limit": "Warm limit",
 }
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -125,12 +128,16 @@ def main(argv=None) -> int:
 		bench = scenarios.Bench(host, sizes, log=_log)
 		bench.setup()
 		_log(f"sync_tweaks benchmarks on {host.name} ({os.cpu_count()} CPUs, load {_load()})")
+		cells = None
 		if {"overhead", "parallel", "batched"} & set(selected):
 			_log("workers: bare enqueue vs sync jobs")
 			cells = scenarios.worker_matrix(bench)
 			for name in ("overhead", "parallel", "batched"):
 				if name in selected:
 					report["scenarios"][name] = getattr(scenarios, name)(bench, cells)
+		if "limit" in selected:
+			_log("warm limit: the same work in one process")
+			report["scenarios"]["limit"] = scenarios.warm_limit(bench, cells)
 		for name, function in (
 			("enqueue", scenarios.enqueue_cost),
 			("bulk", scenarios.bulk),

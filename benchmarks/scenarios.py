@@ -15,7 +15,7 @@ import frappe
 from frappe.utils import get_datetime, now_datetime
 from frappe.utils.background_jobs import get_queue
 
-from sync_tweaks.queue import after_commit, slots
+from sync_tweaks.queue import after_commit, slots, worker
 from sync_tweaks.queue import dispatcher as dispatch
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 
@@ -313,6 +313,63 @@ def batched(bench: Bench, cells: dict) -> dict:
 		row("jobs/s, bare enqueue, 2 workers / 1 worker", bare_two, bare, "jobs/s", bare_two / bare),
 	]
 	return {"rows": rows, "details": cells}
+
+
+def warm_limit(bench: Bench, cells: dict | None = None) -> dict:
+	"""The limit of this work on this machine: the bare task run warm in one process, a transaction
+	each; next to it, as many sync jobs run warm in this process (the framework's bookkeeping without
+	RQ's per-job fork), and the default batch on one worker as a share of the limit."""
+	count = bench.sizes["limit_jobs"]
+	titles = [f"{bench.tag}-limit-{i:06d}" for i in range(count)]
+	started = time.perf_counter()
+	for title in titles:
+		frappe.get_attr(TASK)(title)
+		frappe.db.commit()
+	limit = count / (time.perf_counter() - started)
+
+	sources = make_sources(f"{bench.tag}-warm", count)
+	bench.host.set_config("sync_job_max_queued", count + 10)
+	bench.host.set_config("sync_job_batch_size", count)
+	try:
+		with contextlib.redirect_stdout(io.StringIO()):
+			names = enqueue_sync_jobs(BENCH, sources, context={"title": f"{bench.tag}-warm"})
+		frappe.db.commit()  # dispatched to RQ, where no worker listens: this process runs them
+		batches: dict[str, list[str]] = {}
+		for name, job_id in frappe.get_all(
+			"Sync Job", filters={"name": ["in", names]}, fields=["name", "job_id"], as_list=True
+		):
+			batches.setdefault(job_id, []).append(name)
+		started = time.perf_counter()
+		for job_id, batch in batches.items():
+			worker.run_batch(batch, job_id)
+		warm = count / (time.perf_counter() - started)
+	finally:
+		bench.host.restore_config()
+		bench.purge()
+	rows = [
+		row(
+			"jobs/s, sync jobs warm in one process / the bare task warm (share of the limit)",
+			warm,
+			limit,
+			"jobs/s",
+			warm / limit,
+		)
+	]
+	batched = (cells or {}).get(f"sync_b{DEFAULT_BATCH}_w1")
+	if batched:
+		rows.append(
+			row(
+				f"jobs/s, batch {DEFAULT_BATCH} on 1 worker / the bare task warm (share of the limit)",
+				batched["jobs_per_s"],
+				limit,
+				"jobs/s",
+				batched["jobs_per_s"] / limit,
+			)
+		)
+	return {
+		"rows": rows,
+		"details": {"jobs": count, "limit_ms_per_job": 1000 / limit, "warm_ms_per_job": 1000 / warm},
+	}
 
 
 def enqueue_cost(bench: Bench) -> dict:
