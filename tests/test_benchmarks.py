@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-SCENARIOS = {"overhead", "parallel", "enqueue", "dispatch", "bulk", "batched"}
+SCENARIOS = {"overhead", "parallel", "enqueue", "dispatch", "bulk", "batched", "limit"}
 TINY = ["--jobs", "4", "--warmup", "1", "--enqueue-calls", "20", "--bulk-sources", "40"]
 TINY += ["--backlogs", "0,20,60", "--dispatch-rounds", "2"]
 
