@@ -296,9 +296,15 @@ def take_for_foreground(name: str) -> str:
 	if not dispatcher.take_one(name, delivery):
 		frappe.db.rollback()
 		holder = lines.holder(job.concurrency_key) or slots.holder(job.concurrency_key)
+		if holder:
+			raise click.ClickException(
+				_("Sync Job {0} holds the concurrency slot {1}; run this job when it ends").format(
+					holder, job.concurrency_key
+				)
+			)
 		raise click.ClickException(
-			_("Sync Job {0} holds the concurrency slot {1}; run this job when it ends").format(
-				holder, job.concurrency_key
+			_("Sync Job {0} is older and waits before it in line {1}; run that one first").format(
+				lines.head(job.concurrency_key).name, job.concurrency_key
 			)
 		)
 	frappe.db.commit()

@@ -222,3 +222,16 @@ def test_diff_lines_cover_every_part_of_the_version_format():
 		"items #1 qty: 1 -> 5",
 	]
 	assert diff_lines({}) == ["no changes"]
+
+
+def test_run_refuses_to_jump_its_line(cli):
+	source = make_source()
+	older = create_sync_job("Test Single Sync", source_doc=source, queue_on_insert=False).name
+	newer = create_sync_job("Test Single Sync", source_doc=source, queue_on_insert=False).name
+	frappe.db.sql(
+		"update `tabSync Job` set status='Waiting', next_in_key=0 where name in %s", ((older, newer),)
+	)
+	frappe.db.commit()
+	result = cli("run", newer)
+	assert result.exit_code == 1 and f"Sync Job {older} is older and waits before it" in result.output
+	assert frappe.db.get_value("Sync Job", newer, "status") == "Waiting"
