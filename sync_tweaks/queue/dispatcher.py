@@ -167,7 +167,10 @@ def _take(rows: list, busy: set[str]) -> list:
 	"""Lock `rows` (at most one per key) and take their keys' slots; returns the rows taken, which
 	the caller marks Queued. A row locked by another transaction, taken by someone else first, or
 	whose key got busy meanwhile is left alone."""
-	held = [row for row in rows if not row.concurrency_key or _acquire(row)]
+	took = {}
+	for row in rows:
+		took[row.name] = _acquire(row) if row.concurrency_key else slots.TOOK
+	held = [row for row in rows if took[row.name]]
 	if not held:
 		return []
 	still_waiting = set(
@@ -185,7 +188,8 @@ def _take(rows: list, busy: set[str]) -> list:
 			taken.append(row)
 			if row.concurrency_key:
 				busy.add(row.concurrency_key)
-		elif row.concurrency_key:
+		elif row.concurrency_key and took[row.name] == slots.TOOK:
+			# only a slot this pass took: one it "had" may be the winning dispatcher's for this job
 			slots.release(row.concurrency_key, row.name)
 	return taken
 

@@ -6,11 +6,13 @@ import frappe
 GRACE = 60
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# take a free slot, or keep one this holder already has (a dispatch that rolled back after taking it)
+# 1: took the free slot; 2: this holder has it already (a dispatch that rolled back after taking
+# it, or another dispatcher taking the same job right now); 0: someone else holds it
 _ACQUIRE = (
 	"if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end "
-	"if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('expire', KEYS[1], ARGV[2]) return 1 end return 0"
+	"if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('expire', KEYS[1], ARGV[2]) return 2 end return 0"
 )
+TOOK, HAD = 1, 2
 _REFRESH = (
 	"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
 )
@@ -26,9 +28,9 @@ def ttl(timeout: int | None) -> int:
 	return (timeout or 300) + grace_seconds()
 
 
-def acquire(key: str, holder: str, timeout: int | None) -> bool:
-	"""Take the slot of `key` for `holder` unless someone else holds it."""
-	return bool(_redis().eval(_ACQUIRE, 1, _name(key), holder, ttl(timeout)))
+def acquire(key: str, holder: str, timeout: int | None) -> int:
+	"""Take the slot of `key` for `holder` unless someone else holds it: TOOK, HAD or 0."""
+	return int(_redis().eval(_ACQUIRE, 1, _name(key), holder, ttl(timeout)))
 
 
 def refresh(key: str, holder: str, timeout: int | None) -> bool:

@@ -137,8 +137,9 @@ def _followups(job, before) -> dict:
 	keys, release = [], []
 	if S(before.status) in ACTIVE and status not in ACTIVE and key:
 		release.append((key, job.name))  # frees the slot and serves the key
-	elif before.status == S.WAITING and before.next_in_key:
-		keys.append(key)  # leaves the head of its line: the next job moves up
+	elif before.status == S.WAITING and status != S.QUEUED and key:
+		# leaves the line; a slot left under its name by a rolled-back dispatch goes with it
+		release.append((key, job.name))
 	elif before.status == S.FAILED and before.due_at:
 		keys.append(key)  # no longer holds its line
 	if status == S.WAITING and not job.next_in_key:

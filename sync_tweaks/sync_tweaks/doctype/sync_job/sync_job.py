@@ -148,13 +148,10 @@ class SyncJob(Document):
 		states.announce_new(self)
 
 	def on_trash(self):
-		if self.status in (st.S.QUEUED, st.S.STARTED):
-			after_commit.request(
-				release=[(self.concurrency_key, self.name)]
-			)  # frees its slot, serves its key
-		elif (self.status == st.S.WAITING and self.next_in_key) or (
-			self.status == st.S.FAILED and self.due_at
-		):
+		if self.status in (st.S.QUEUED, st.S.STARTED, st.S.WAITING):
+			# frees a slot held under its name and serves its key (the next job moves up)
+			after_commit.request(release=[(self.concurrency_key, self.name)])
+		elif self.status == st.S.FAILED and self.due_at:
 			after_commit.request(keys=[self.concurrency_key])  # it held its line: the next job moves up
 
 	# controller API
