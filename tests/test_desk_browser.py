@@ -252,14 +252,19 @@ def shot(page, name: str, top: bool = True):
 	page.screenshot(path=os.path.join(SCREENSHOTS, f"desk-{name}.png"))
 
 
-def test_sync_job_form_follows_the_job_live_without_reload(page, workers):
-	job = enqueue_sync_job(SLOW, source_doc=make_source(), context={"sleep": 3})
+def open_queued_job_form(page, sleep: float):
+	"""A committed Queued slow job, its form open in the browser and joined to the job's room."""
+	job = enqueue_sync_job(SLOW, source_doc=make_source(), context={"sleep": sleep})
 	frappe.db.commit()
 	assert wait_for_status([job.name], {"Queued"}, timeout=10)[job.name] == "Queued"
-
 	open_form(page, "Sync Job", job.name)
 	wait_for_indicator(page, "Queued")
 	wait_for_realtime(page, "Sync Job", job.name)
+	return job
+
+
+def test_sync_job_form_follows_the_job_live_without_reload(page, workers):
+	job = open_queued_job_form(page, sleep=3)
 	shot(page, "queued")
 	# a marker that a reload would wipe, and every status the pill shows from now on
 	page.evaluate(
@@ -580,12 +585,7 @@ def test_sync_job_form_without_socketio_polls_until_finished(page, workers):
 
 
 def test_sync_job_form_rejoins_its_room_after_socketio_reconnects(page, workers):
-	job = enqueue_sync_job(SLOW, source_doc=make_source(), context={"sleep": 2})
-	frappe.db.commit()
-	assert wait_for_status([job.name], {"Queued"}, timeout=10)[job.name] == "Queued"
-	open_form(page, "Sync Job", job.name)
-	wait_for_indicator(page, "Queued")
-	wait_for_realtime(page, "Sync Job", job.name)
+	job = open_queued_job_form(page, sleep=2)
 	old = page.evaluate("() => frappe.realtime.socket.id")
 	page.evaluate("() => { frappe.realtime.socket.disconnect(); frappe.realtime.socket.connect(); }")
 	page.wait_for_function(

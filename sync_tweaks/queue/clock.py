@@ -5,7 +5,7 @@ every comparison uses the epoch fields (`deadline_at`, `due_at`) written next to
 """
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from frappe.utils import now_datetime
 
@@ -22,6 +22,4 @@ def site_now() -> datetime:
 
 def site_time_in(seconds: float) -> datetime:
 	"""The site's wall-clock time `seconds` from now, for display next to an epoch deadline."""
-	from datetime import timedelta
-
 	return site_now() + timedelta(seconds=seconds)
