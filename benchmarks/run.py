@@ -32,6 +32,9 @@ SIZES = {
 	"backlogs": [0, 10000, 50000],
 	"dispatch_rounds": 25,
 	"limit_jobs": 500,
+	"drain_jobs": 2000,
+	"latency_jobs": 50,
+	"huge_jobs": 100000,
 }
 QUICK = {
 	"jobs": 10,
@@ -43,8 +46,24 @@ QUICK = {
 	"backlogs": [0, 300, 1500],
 	"dispatch_rounds": 3,
 	"limit_jobs": 50,
+	"drain_jobs": 100,
+	"latency_jobs": 5,
+	"huge_jobs": 2000,
 }
-SCENARIOS = ("overhead", "parallel", "enqueue", "dispatch", "bulk", "batched", "limit")
+SCENARIOS = (
+	"overhead",
+	"parallel",
+	"enqueue",
+	"dispatch",
+	"bulk",
+	"batched",
+	"limit",
+	"drain",
+	"latency",
+	"huge",
+)
+# long: only when asked for by name (--only huge)
+ON_REQUEST = ("huge",)
 TITLES = {
 	"overhead": "Per-job overhead",
 	"parallel": "Parallel throughput",
@@ -53,6 +72,9 @@ TITLES = {
 	"bulk": "Bulk enqueue",
 	"batched": "Batched execution",
 	"limit": "Warm limit",
+	"drain": "Draining a backlog",
+	"latency": "Latency of a lone job",
+	"huge": "100,000 waiting jobs",
 }
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -79,12 +101,23 @@ def parse_args(argv=None):
 	parser.add_argument("--backlogs", help="comma-separated Waiting backlogs, the first is the baseline")
 	parser.add_argument("--dispatch-rounds", type=int)
 	parser.add_argument("--warmup", type=int, help="warm-up jobs per worker")
+	parser.add_argument("--drain-jobs", type=int, help="waiting jobs in the drain scenario")
+	parser.add_argument("--huge-jobs", type=int, help="waiting jobs in the huge scenario (--only huge)")
 	return parser.parse_args(argv)
 
 
 def sizes_from(args) -> dict:
 	sizes = dict(QUICK if args.quick else SIZES)
-	for key in ("jobs", "reps", "enqueue_calls", "bulk_sources", "dispatch_rounds", "warmup"):
+	for key in (
+		"jobs",
+		"reps",
+		"enqueue_calls",
+		"bulk_sources",
+		"dispatch_rounds",
+		"warmup",
+		"drain_jobs",
+		"huge_jobs",
+	):
 		if getattr(args, key) is not None:
 			sizes[key] = getattr(args, key)
 	if args.backlogs:
@@ -94,7 +127,11 @@ def sizes_from(args) -> dict:
 
 def main(argv=None) -> int:
 	args = parse_args(argv)
-	selected = [s.strip() for s in args.only.split(",")] if args.only else list(SCENARIOS)
+	selected = (
+		[s.strip() for s in args.only.split(",")]
+		if args.only
+		else [s for s in SCENARIOS if s not in ON_REQUEST]
+	)
 	unknown = set(selected) - set(SCENARIOS)
 	if unknown:
 		sys.exit(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -102,7 +139,7 @@ def main(argv=None) -> int:
 	hosts.prepare_path(real=bool(args.site))
 	import frappe
 
-	from benchmarks import scenarios
+	from benchmarks import drain, scenarios
 
 	host = hosts.Host(args.site, args.sites_path)
 	signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -135,9 +172,20 @@ def main(argv=None) -> int:
 			for name in ("overhead", "parallel", "batched"):
 				if name in selected:
 					report["scenarios"][name] = getattr(scenarios, name)(bench, cells)
-		if "limit" in selected:
+		limit = None
+		if {"limit", "drain", "huge"} & set(selected):
 			_log("warm limit: the same work in one process")
 			report["scenarios"]["limit"] = scenarios.warm_limit(bench, cells)
+			limit = report["scenarios"]["limit"]["rows"][0]["baseline"]
+		if "drain" in selected:
+			_log("draining a backlog")
+			report["scenarios"]["drain"] = drain.backlog(bench, limit)
+		if "latency" in selected:
+			_log("latency of a lone job")
+			report["scenarios"]["latency"] = drain.latency(bench)
+		if "huge" in selected:
+			_log(f"{sizes['huge_jobs']} waiting jobs")
+			report["scenarios"]["huge"] = drain.huge(bench, limit)
 		for name, function in (
 			("enqueue", scenarios.enqueue_cost),
 			("bulk", scenarios.bulk),

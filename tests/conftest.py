@@ -1,7 +1,10 @@
 """Picks the host for the suite (tests/servers.py): a real Frappe site (FRAPPE_SITE set, run from the
 bench's sites/ folder with the bench's Python) or the in-repo stand-in on private Redis servers."""
 
+import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -55,6 +58,45 @@ def site_conf():
 	yield set_keys
 	for key in changed:
 		frappe.conf.pop(key, None)
+
+
+@pytest.fixture
+def worker_conf():
+	"""Set site config keys for this test in site_config.json too, where worker processes read them."""
+	path = os.path.join(frappe.local.site_path, "site_config.json")
+	with open(path) as f:
+		original = f.read()
+	missing = object()
+	saved = {}
+
+	def set_keys(**values):
+		with open(path) as f:
+			config = json.load(f)
+		config.update(values)
+		write_atomically(path, json.dumps(config, indent=1, sort_keys=True))
+		for key, value in values.items():
+			saved.setdefault(key, frappe.conf.get(key, missing))
+			frappe.conf[key] = value
+
+	yield set_keys
+	write_atomically(path, original)
+	for key, value in saved.items():
+		if value is missing:
+			frappe.conf.pop(key, None)
+		else:
+			frappe.conf[key] = value
+
+
+def write_atomically(path: str, text: str):
+	"""Replace `path` at once (a worker reads the config at every job), keeping its owner and mode."""
+	temporary = f"{path}.test-{os.getpid()}"
+	with open(temporary, "w") as f:
+		f.write(text)
+	shutil.copymode(path, temporary)
+	stat = os.stat(path)
+	with contextlib.suppress(PermissionError):
+		os.chown(temporary, stat.st_uid, stat.st_gid)
+	os.replace(temporary, path)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-SCENARIOS = {"overhead", "parallel", "enqueue", "dispatch", "bulk", "batched", "limit"}
+SCENARIOS = {"overhead", "parallel", "enqueue", "dispatch", "bulk", "batched", "limit", "drain", "latency"}
 TINY = ["--jobs", "4", "--warmup", "1", "--enqueue-calls", "20", "--bulk-sources", "40"]
-TINY += ["--backlogs", "0,20,60", "--dispatch-rounds", "2"]
+TINY += ["--backlogs", "0,20,60", "--dispatch-rounds", "2", "--drain-jobs", "12"]
 
 
 def test_quick_run_prints_a_table_and_writes_every_scenario(host, tmp_path):
@@ -34,7 +34,7 @@ def test_quick_run_prints_a_table_and_writes_every_scenario(host, tmp_path):
 		command,
 		capture_output=True,
 		text=True,
-		timeout=60,
+		timeout=120,
 		cwd=os.path.abspath(host.sites_path) if host.real else ROOT,
 	)
 	assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -46,6 +46,8 @@ def test_quick_run_prints_a_table_and_writes_every_scenario(host, tmp_path):
 		"Dispatch cost",
 		"Bulk",
 		"Batched",
+		"Draining a backlog",
+		"Latency of a lone job",
 	):
 		assert f"| {title}" in result.stdout
 

@@ -52,9 +52,13 @@ class OtherProcess:
 		self.guard = getattr(frappe.local, "sync_tweaks_commit_guard", None)
 		if self.guard:
 			self.guard.active = False
+		# nor does it hold back its dispatches as the worker's batch does
+		self.held = frappe.flags.pop(after_commit.HELD, None)
 		return self
 
 	def __exit__(self, *exc):
+		if self.held is not None:
+			frappe.flags[after_commit.HELD] = self.held
 		if self.guard:
 			self.guard.active = True
 			self.guard.arm()

@@ -5,6 +5,8 @@ One callback per transaction gathers every request, so a request that cancels 1,
 caller: errors go to the Error Log, and Redis being down only delays jobs until maintenance runs.
 """
 
+import contextlib
+
 import frappe
 import redis
 
@@ -12,6 +14,8 @@ from sync_tweaks.queue import dispatcher, slots
 
 PENDING = "sync_tweaks_after_commit"
 RUNNING = "sync_tweaks_after_commit_running"
+# keys whose dispatch a batch holds back until its group of jobs is done (see `held`)
+HELD = "sync_tweaks_after_commit_held"
 MAX_ROUNDS = 10
 
 
@@ -50,7 +54,12 @@ def run():
 			if pending is None:
 				break
 			_release(pending["release"])
-			dispatcher.run_dispatch(keys=sorted(pending["keys"] | {key for key, _ in pending["release"]}))
+			keys = pending["keys"] | {key for key, _ in pending["release"]}
+			held = frappe.flags.get(HELD)
+			if held is not None:
+				held.update(keys | {""})  # "": a dispatch was asked for; once, after the group
+				continue
+			dispatcher.run_dispatch(keys=sorted(keys))
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
 	except Exception:
@@ -72,6 +81,38 @@ def run_callers_callbacks() -> Exception | None:
 	except Exception as e:
 		return e
 	return None
+
+
+@contextlib.contextmanager
+def held():
+	"""While a worker runs a group of jobs: free slots at each commit, but dispatch once, when
+	`flush` is called or the block ends (one dispatch pass per group instead of one per job).
+	Should the process die first, the minute's maintenance re-marks the lines it left headless."""
+	if frappe.flags.get(HELD) is not None:
+		yield  # an outer block flushes
+		return
+	frappe.flags[HELD] = set()
+	try:
+		yield
+	finally:
+		try:
+			flush()
+		finally:
+			frappe.flags.pop(HELD, None)
+
+
+def flush():
+	"""Dispatch what `held` kept back (in a transaction of its own)."""
+	keys = frappe.flags.get(HELD)
+	if not keys:
+		return
+	frappe.flags[HELD] = set()
+	try:
+		dispatcher.run_dispatch(keys=sorted(keys))
+	except Exception:
+		frappe.db.rollback()
+		frappe.log_error(title="Sync Job dispatch after a batch failed")
+		frappe.db.commit()
 
 
 def _release(pairs):

@@ -15,11 +15,13 @@ from frappe import _
 from frappe.utils.background_jobs import get_queues_timeout
 
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import lines, slots, states, workers
+from sync_tweaks.queue import lines, slots, states, timeouts, workers
 
 RUNNER = "sync_tweaks.queue.worker.execute_sync_jobs"
 DEFAULT_BATCH_SIZE = 12
 DEFAULT_MAX_QUEUED = 200
+# how long one RQ job keeps taking ready jobs under a backlog (see `take_for_drain`)
+DEFAULT_DRAIN_SECONDS = 10
 
 
 def run_dispatch(keys=()) -> list[str]:
@@ -44,7 +46,7 @@ def dispatch(keys=()) -> list[str]:
 	known = set(get_queues_timeout())
 	taken: dict[str, list] = {}
 	busy = lines.busy_keys()
-	heads = [lines.head(key) for key in sorted({k for k in keys if k} - busy)]
+	heads = [lines.head(key) for key in sorted(lines.waiting_keys({k for k in keys if k} - busy))]
 	for queue, rows in _by_queue(row for row in heads if row).items():
 		if queue not in known:
 			_refuse_unknown_queue(rows, known)
@@ -64,8 +66,47 @@ def dispatch(keys=()) -> list[str]:
 		taken.setdefault(queue, []).extend(_take(oldest_ready(queue, busy, limit=room), busy))
 	for queue, rows in taken.items():
 		for batch in split_batches(rows, batch_size(), idle_workers(queue, len(rows))):
-			push([row.name for row in batch], queue, sum(row.timeout or 300 for row in batch))
+			push([row.name for row in batch], queue, rq_timeout([row.timeout for row in batch]))
 	return [row.name for rows in taken.values() for row in rows]
+
+
+def take_for_drain(delivery: str, queue: str, limit: int, seconds: float) -> list[str]:
+	"""Drain mode: mark up to `limit` ready jobs of `queue` Queued for `delivery`, the RQ job that is
+	running and will run them next (nothing is pushed). Their timeouts together fit in `seconds`, the
+	time the RQ job has left. Types take turns; rows another drain holds are skipped. The caller commits."""
+	if not _waiting(queue):
+		return []
+	busy = lines.busy_keys()
+	types = ready_types(queue)
+	share = max(math.ceil(limit / max(len(types), 1)), 1)
+	rows = []
+	for job_type in types or [None]:
+		rows.extend(oldest_ready(queue, busy, share, job_type=job_type, skip_locked=True))
+	rows.sort(key=lambda row: row.creation)
+	names = [row.name for row in _take(fitting(_one_per_key(rows)[:limit], seconds), busy)]
+	if names:
+		states.mark_queued(names, delivery)
+	return names
+
+
+def ready_types(queue: str) -> list[str]:
+	"""Sync Job Types with jobs heading a free line in `queue` (a loose index scan)."""
+	return frappe.db.sql_list(
+		"""select sync_job_type from `tabSync Job`
+		where status=%(waiting)s and queue=%(queue)s and next_in_key=1 group by sync_job_type""",
+		{"waiting": S.WAITING.value, "queue": queue},
+	)
+
+
+def fitting(rows: list, seconds: float) -> list:
+	"""The leading rows whose timeouts, run one after another, end within `seconds`."""
+	fit, total = [], 0
+	for row in rows:
+		total += (row.timeout or 300) + timeouts.OVERRUN_SECONDS
+		if total > seconds:
+			break
+		fit.append(row)
+	return fit
 
 
 def take_one(name: str, job_id: str) -> bool:
@@ -85,30 +126,51 @@ def take_one(name: str, job_id: str) -> bool:
 
 
 def push(names: list[str], queue: str, timeout: int) -> str:
-	"""Mark `names` Queued under one new RQ job id and push that RQ job after commit."""
+	"""Mark `names` Queued under one new RQ job id and push that RQ job (timeout in s) after commit."""
 	job_id = "sync-job-" + frappe.generate_hash(length=16)
 	states.mark_queued(names, job_id)
-	frappe.db.after_commit.add(partial(_enqueue, job_id, names, queue, timeout + slots.grace_seconds()))
+	frappe.db.after_commit.add(partial(_enqueue, job_id, names, queue, timeout))
 	return job_id
 
 
-def oldest_ready(queue: str, busy: set[str], limit: int) -> list[dict]:
-	"""The oldest Waiting jobs of `queue` that head a free line, at most one per key."""
+def rq_timeout(timeouts: list[int | None]) -> int:
+	"""The RQ job's own limit: its jobs' timeouts, the grace, and room for a drain of batches like it
+	(`take_for_drain` only takes what still fits)."""
+	timeouts = [timeout or 300 for timeout in timeouts]
+	drain = drain_seconds() + batch_size() * max(timeouts) if drain_seconds() else 0
+	return sum(timeouts) + slots.grace_seconds() + drain
+
+
+def oldest_ready(
+	queue: str, busy: set[str], limit: int, job_type: str | None = None, skip_locked: bool = False
+) -> list[dict]:
+	"""The oldest Waiting jobs of `queue` (and `job_type`) that head a free line, at most one per key."""
+	condition = " and sync_job_type=%(job_type)s" if job_type else ""
 	rows = frappe.db.sql(
-		"""select name, concurrency_key, queue, timeout from `tabSync Job`
-		where status=%(waiting)s and queue=%(queue)s and next_in_key=1
+		f"""select name, concurrency_key, queue, timeout, creation from `tabSync Job`
+		where status=%(waiting)s and queue=%(queue)s and next_in_key=1{condition}
 		and (concurrency_key is null or concurrency_key not in %(busy)s)
-		order by creation asc limit %(limit)s""",
-		{"waiting": S.WAITING.value, "queue": queue, "busy": tuple(busy) or ("",), "limit": limit * 2},
+		order by creation asc limit %(limit)s{" for update skip locked" if skip_locked else ""}""",
+		{
+			"waiting": S.WAITING.value,
+			"queue": queue,
+			"job_type": job_type,
+			"busy": tuple(busy) or ("",),
+			"limit": limit * 2,
+		},
 		as_dict=True,
 	)
+	return _one_per_key(rows)[:limit]
+
+
+def _one_per_key(rows: list) -> list:
 	ready, keys = [], set()
 	for row in rows:
 		if row.concurrency_key and row.concurrency_key in keys:
 			continue
 		keys.add(row.concurrency_key)
 		ready.append(row)
-	return ready[:limit]
+	return ready
 
 
 def split_batches(rows: list, size: int, workers: int) -> list[list]:
@@ -127,6 +189,15 @@ def max_queued() -> int:
 	return max(int(frappe.conf.get("sync_job_max_queued") or DEFAULT_MAX_QUEUED), 1)
 
 
+def drain_seconds() -> float:
+	"""Drain mode's time budget per RQ job (site config `sync_job_drain_seconds`; 0 turns it off).
+	Batches of one (`sync_job_batch_size` 1) never drain: one RQ job per sync job."""
+	if batch_size() == 1:
+		return 0
+	value = frappe.conf.get("sync_job_drain_seconds")
+	return max(float(DEFAULT_DRAIN_SECONDS if value is None else value), 0)
+
+
 def idle_workers(queue: str, taking: int) -> int:
 	"""Workers to spread new jobs over: all of them, unless RQ already holds a batch for each."""
 	count = worker_count(queue)
@@ -138,9 +209,10 @@ def worker_count(queue: str) -> int:
 	"""How many live RQ workers listen on `queue`, cached for a few seconds."""
 	cache_key = f"sync_tweaks:workers:{queue}"
 	count = frappe.cache().get_value(cache_key)
-	if count is None:
+	if not count:
 		count = workers.count(queue)
-		frappe.cache().set_value(cache_key, count, expires_in_sec=10)
+		if count:  # none yet: the next dispatch looks again (workers may be starting)
+			frappe.cache().set_value(cache_key, count, expires_in_sec=10)
 	return count
 
 

@@ -54,15 +54,21 @@ def lined_up(keys: list[str]) -> set[str]:
 	found = set()
 	for start in range(0, len(keys), 1000):
 		chunk = tuple(keys[start : start + 1000])
-		found |= busy_keys(chunk)
-		found.update(
-			frappe.db.sql_list(
-				"""select distinct concurrency_key from `tabSync Job`
-				where concurrency_key in %(keys)s and status=%(waiting)s""",
-				{"keys": chunk, "waiting": S.WAITING.value},
-			)
-		)
+		found |= busy_keys(chunk) | waiting_keys(chunk)
 	return found
+
+
+def waiting_keys(keys) -> set[str]:
+	"""Of `keys`, those with a Waiting job (one query, so a batch's keys cost one probe)."""
+	if not keys:
+		return set()
+	return set(
+		frappe.db.sql_list(
+			"""select distinct concurrency_key from `tabSync Job`
+			where concurrency_key in %(keys)s and status=%(waiting)s""",
+			{"keys": tuple(keys), "waiting": S.WAITING.value},
+		)
+	)
 
 
 def head(key: str):

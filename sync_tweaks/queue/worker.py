@@ -18,10 +18,12 @@ from rq.timeouts import JobTimeoutException
 from sync_tweaks import apply
 from sync_tweaks.engine.status import S
 from sync_tweaks.exceptions import SyncControllerError, SyncJobFatalError, SyncJobTimeout
-from sync_tweaks.queue import clock, liveness, retry, states, timeouts, transactions
+from sync_tweaks.queue import after_commit, clock, dispatcher, liveness, retry, states, timeouts, transactions
 from sync_tweaks.utils.snapshot import to_json
 
 OVERRUN_MARK = "sync_tweaks:overrun:"
+# a drained job must be able to run to its timeout before RQ's own limit for the batch ends
+DRAIN_MARGIN_SECONDS = 15
 
 
 def execute_sync_jobs(sync_job_names: list[str], delivery: str | None = None):
@@ -35,14 +37,60 @@ def execute_sync_job(sync_job_name: str, delivery: str | None = None):
 
 
 def run_batch(names: list[str], delivery: str | None) -> list[str | None]:
-	"""Run the jobs given to `delivery`; returns each one's final status (None: not ours to run)."""
+	"""Run the jobs given to `delivery`, then drain; returns each one's final status (None: not ours)."""
 	user = frappe.session.user
+	started = time.monotonic()
 	try:
-		with liveness.lease(delivery or "none"):
-			return [run_sync_job(name, delivery) for name in names]
+		with liveness.lease(delivery or "none"), after_commit.held():
+			statuses = [run_sync_job(name, delivery) for name in names]
+			after_commit.flush()
+			return statuses + drain(names, delivery, started)
 	finally:
 		if frappe.session.user != user:
 			frappe.set_user(user)
+
+
+def drain(names: list[str], delivery: str | None, started: float) -> list[str | None]:
+	"""Drain mode: while jobs are ready in this RQ job's queue, keep taking them a group at a time,
+	until none is ready, the time budget ends, or a queue this worker serves first has work."""
+	rq_job = rq.get_current_job()
+	budget = dispatcher.drain_seconds()
+	queue = _queue_of(names) if rq_job and delivery and budget else None
+	if not queue:
+		return []
+	ahead = rq_queues_ahead(rq_job, queue)
+	statuses = []
+	while time.monotonic() - started < budget and not any(len(q) for q in ahead):
+		room = (rq_job.timeout or 0) - (time.monotonic() - started) - DRAIN_MARGIN_SECONDS
+		group = dispatcher.take_for_drain(delivery, queue, dispatcher.batch_size(), room)
+		frappe.db.commit()
+		if not group:
+			break
+		statuses += [run_sync_job(name, delivery) for name in group]
+		after_commit.flush()
+	return statuses
+
+
+def rq_queues_ahead(rq_job, queue: str) -> list:
+	"""The RQ queues this worker serves before `queue` (it takes their jobs first)."""
+	worker_name = getattr(rq_job, "worker_name", None)
+	if not worker_name:
+		return []
+	worker = rq.Worker.find_by_key(
+		rq.Worker.redis_worker_namespace_prefix + worker_name, connection=rq_job.connection
+	)
+	if not worker:
+		return []
+	queues = worker.queues
+	names = [q.name.rsplit(":", 1)[-1] for q in queues]
+	return queues[: names.index(queue)] if queue in names else []
+
+
+def _queue_of(names: list[str]) -> str | None:
+	rows = frappe.db.sql(
+		"select queue from `tabSync Job` where name in %(names)s limit 1", {"names": tuple(names)}
+	)
+	return rows[0][0] if rows else None
 
 
 def run_sync_job(name: str, delivery: str | None) -> str | None:

@@ -20,6 +20,12 @@ def record(sync_job, event: str, **data):
 	frappe.cache().rpush(frappe.cache().make_key(KEY), json.dumps(entry, default=str))
 
 
+def bare_job(tag: str):
+	"""A plain `frappe.enqueue` job that only records when it ran."""
+	entry = {"job": tag, "event": "bare", "at": time.time(), "user": frappe.session.user}
+	frappe.cache().rpush(frappe.cache().make_key(KEY), json.dumps(entry))
+
+
 def events(job: str | None = None, event: str | None = None) -> list[dict]:
 	raw = frappe.cache().lrange(frappe.cache().make_key(KEY), 0, -1)
 	entries = [json.loads(item) for item in raw]
