@@ -278,7 +278,7 @@ def test_start_cancel_retry_and_dry_run_again():
 	delivery = pending.job_id
 	pending.cancel_sync("not needed")
 	frappe.db.commit()
-	assert runner.run_sync_job(pending.name, delivery) is None, (
+	assert runner.run_batch([pending.name], delivery) == [None], (
 		"a canceled job never runs, even when its RQ job was queued"
 	)
 	pending.reload()
@@ -303,6 +303,6 @@ def test_a_second_delivery_of_the_same_job_is_a_no_op():
 	job = enqueue_sync_job("Test Single Sync", source_doc=make_source())
 	frappe.db.commit()
 	delivery = frappe.db.get_value("Sync Job", job.name, "job_id")
-	assert runner.run_sync_job(job.name, delivery) == "Finished"
-	assert runner.run_sync_job(job.name, delivery) is None
+	assert runner.run_batch([job.name], delivery) == ["Finished"]
+	assert runner.run_batch([job.name], delivery) == [None]
 	assert len([e for e in events(job.name) if e["event"] == "after_start"]) == 1

@@ -80,7 +80,7 @@ def set_delivery(names: list[str], job_id: str):
 	)
 
 
-def mark_started(job):
+def mark_started(job, user: str | None = None):
 	"""Queued -> Started by the delivery recorded on the job, which the caller holds locked; its
 	deadline is when its timeout ends. One statement, like Queued (the per-job cost of a batch):
 	document hooks run for the outcomes, not for these two."""
@@ -93,7 +93,7 @@ def mark_started(job):
 		"time_taken": None,
 		"error_message": None,
 		"modified": now(),
-		"modified_by": frappe.session.user,
+		"modified_by": user or frappe.session.user,  # the user it runs as
 	}
 	assignments = ", ".join(f"`{field}`=%({field})s" for field in fields)
 	frappe.db.sql(f"update `tabSync Job` set {assignments} where name=%(name)s", {**fields, "name": job.name})

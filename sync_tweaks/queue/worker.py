@@ -24,6 +24,7 @@ from sync_tweaks.utils.snapshot import to_json
 OVERRUN_MARK = "sync_tweaks:overrun:"
 # a drained job must be able to run to its timeout before RQ's own limit for the batch ends
 DRAIN_MARGIN_SECONDS = 15
+CLAIM_SAVEPOINT = "sync_job_claim_next"
 
 
 def execute_sync_jobs(sync_job_names: list[str], delivery: str | None = None):
@@ -41,13 +42,26 @@ def run_batch(names: list[str], delivery: str | None) -> list[str | None]:
 	user = frappe.session.user
 	started = time.monotonic()
 	try:
+		transactions.rollback()  # whatever the caller left open
 		with liveness.lease(delivery or "none"), after_commit.held():
-			statuses = [run_sync_job(name, delivery) for name in names]
-			after_commit.flush()
+			statuses = run_jobs(names, delivery)
 			return statuses + drain(names, delivery, started)
 	finally:
 		if frappe.session.user != user:
 			frappe.set_user(user)
+
+
+def run_jobs(names: list[str], delivery: str | None) -> list[str | None]:
+	"""Run `names` one after another, then dispatch once for the group. Each job's claim rides on
+	the commit that records the job before it (one commit per job instead of two)."""
+	statuses, ahead = [], None
+	for i, name in enumerate(names):
+		job = ahead.job if ahead and ahead.name == name else claim(name, delivery)
+		following = names[i + 1] if i + 1 < len(names) else None
+		status, ahead = run_sync_job(job, delivery, following) if job else (None, None)
+		statuses.append(status)
+	after_commit.flush()
+	return statuses
 
 
 def drain(names: list[str], delivery: str | None, started: float) -> list[str | None]:
@@ -66,8 +80,7 @@ def drain(names: list[str], delivery: str | None, started: float) -> list[str | 
 		frappe.db.commit()
 		if not group:
 			break
-		statuses += [run_sync_job(name, delivery) for name in group]
-		after_commit.flush()
+		statuses += run_jobs(group, delivery)
 	return statuses
 
 
@@ -93,15 +106,22 @@ def _queue_of(names: list[str]) -> str | None:
 	return rows[0][0] if rows else None
 
 
-def run_sync_job(name: str, delivery: str | None) -> str | None:
-	"""Run one Queued job to a final status; None when it is not Queued for `delivery`."""
-	transactions.rollback()
-	job = claim(name, delivery)
-	if not job:
-		return None
+class Claimed:
+	"""The next job of a batch, claimed in the transaction that recorded the job before it."""
+
+	def __init__(self, name: str, job):
+		self.name = name
+		self.job = job
+
+
+def run_sync_job(job, delivery: str | None, following: str | None = None):
+	"""Run the claimed `job` to a final status; returns (its status or None when its result was
+	discarded, the `Claimed` next job). Ends outside a transaction: every path ends in a commit or a
+	rollback, and `following` is claimed in that commit."""
+	run_as(job)
 	started = time.monotonic()
 	limit = None
-	frappe.local.sync_tweaks_running_job = name
+	frappe.local.sync_tweaks_running_job = job.name
 	try:
 		with timeouts.time_limit(job.timeout, on_overrun=end_process) as limit:
 			with transactions.no_commits(job):
@@ -109,27 +129,46 @@ def run_sync_job(name: str, delivery: str | None) -> str | None:
 			record_outcome(job, outcome, started, delivery)
 	except JobSuperseded:
 		transactions.rollback()
-		return None
+		return None, None
 	except (Exception, SyncJobTimeout) as e:
 		transactions.rollback()
 		record_failure(job, e, started, delivery, timed_out=bool(limit and limit.fired))
 	finally:
 		frappe.local.sync_tweaks_running_job = None
+	ahead = claim_in_transaction(following, delivery) if following else None
 	frappe.db.commit()
-	return job.status
+	return job.status, ahead
 
 
-def claim(name: str, delivery: str | None):
-	"""Lock the job and mark it Started, or return None unless it is Queued for `delivery`."""
+def claim_in_transaction(name: str, delivery: str | None) -> Claimed | None:
+	"""Claim `name` inside the open transaction without committing it; a savepoint undoes only the
+	claim should it fail (the transaction holds the previous job's outcome). None: claim it later."""
+	frappe.db.savepoint(CLAIM_SAVEPOINT)
+	try:
+		return Claimed(name, claim(name, delivery, commit=False))
+	except Exception:
+		frappe.db.rollback(save_point=CLAIM_SAVEPOINT)
+		frappe.clear_last_message()
+		return None
+
+
+def claim(name: str, delivery: str | None, commit: bool = True):
+	"""Lock the job and mark it Started, or return None unless it is Queued for `delivery`.
+	With `commit` False the caller's transaction commits it, and only the claim is undone on refusal."""
+
+	def refuse():
+		if commit:
+			transactions.rollback()
+		else:
+			frappe.db.rollback(save_point=CLAIM_SAVEPOINT)
+
 	try:
 		job = frappe.get_doc("Sync Job", name, for_update=True)
 	except frappe.DoesNotExistError:
 		frappe.clear_last_message()
-		transactions.rollback()
-		return None
+		return refuse()
 	if job.status != S.QUEUED.value or (job.job_id or None) != delivery:
-		transactions.rollback()  # a duplicate or stale delivery, or a cancel
-		return None
+		return refuse()  # a duplicate or stale delivery, or a cancel
 	try:
 		job_type = frappe.get_cached_doc("Sync Job Type", job.sync_job_type)
 	except frappe.DoesNotExistError:
@@ -141,24 +180,29 @@ def claim(name: str, delivery: str | None):
 		states.mark_failed(
 			job, _("Sync Job Type {0} does not exist").format(job.sync_job_type), retryable=False
 		)
-		frappe.db.commit()
+		if commit:
+			frappe.db.commit()
 		return None
-	run_as(job, job_type)
+	job.flags.run_as = run_as_user(job, job_type)
 	try:
-		states.mark_started(job)
+		states.mark_started(job, user=job.flags.run_as)
 	except redis.exceptions.RedisError:
 		pass  # the slot's TTL still covers the job's timeout
-	frappe.db.commit()
+	if commit:
+		frappe.db.commit()
 	return job
 
 
-def run_as(job, job_type):
+def run_as_user(job, job_type) -> str:
 	"""Each job runs as its type's `run_as` user, else as its creator (Guest-created: Administrator)."""
 	user = job_type.get("run_as") or job.owner
-	if not user or user == "Guest":
-		user = "Administrator"
-	if frappe.session.user != user:
-		frappe.set_user(user)
+	return "Administrator" if not user or user == "Guest" else user
+
+
+def run_as(job):
+	"""Switch the session to the job's user (see `run_as_user`)."""
+	if frappe.session.user != job.flags.run_as:
+		frappe.set_user(job.flags.run_as)
 
 
 class JobSuperseded(Exception):
