@@ -148,12 +148,15 @@ def test_take_for_drain_takes_each_ready_job_once_and_types_take_turns(site_conf
 	newer = [enqueue_sync_job("Test Single Sync", source_doc=make_source()).name for _ in range(3)]
 	frappe.db.commit()
 	queue = frappe.db.get_value("Sync Job", older[0], "queue")
-	first = dispatcher.take_for_drain("drain-a", queue, 4, 3600)
+	types = dispatcher.ready_types(queue)
+	first = dispatcher.take_for_drain("drain-a", queue, 4, 3600, types)
 	frappe.db.commit()
-	second = dispatcher.take_for_drain("drain-b", queue, 4, 3600)
+	second = dispatcher.take_for_drain("drain-b", queue, 4, 3600, types)
 	frappe.db.commit()
 	assert first and second and not set(first) & set(second)
 	assert set(newer) & set(first), "the newer type takes its turn in the first group"
 	for name in first:
 		assert frappe.db.get_value("Sync Job", name, ["status", "job_id"]) == ("Queued", "drain-a")
-	assert not dispatcher.take_for_drain("drain-c", queue, 4, 10), "nothing fits in 10 s (timeouts of 300 s)"
+	assert not dispatcher.take_for_drain("drain-c", queue, 4, 10, types), (
+		"nothing fits in 10 s (timeouts of 300 s)"
+	)

@@ -270,7 +270,7 @@ def test_a_failed_dispatch_does_not_drop_the_callers_other_after_commit_callback
 	def redis_down(*args, **kwargs):
 		raise redis.exceptions.ConnectionError("cache Redis is down")
 
-	monkeypatch.setattr(slots, "acquire", redis_down)
+	monkeypatch.setattr(slots, "acquire_many", redis_down)
 	source = make_source()
 	enqueue_sync_job(SINGLE, source_doc=source)
 	ran = []

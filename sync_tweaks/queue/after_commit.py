@@ -9,8 +9,9 @@ import contextlib
 
 import frappe
 import redis
+from frappe.realtime import clear_realtime_log
 
-from sync_tweaks.queue import dispatcher, slots
+from sync_tweaks.queue import dispatcher, lines, slots
 
 PENDING = "sync_tweaks_after_commit"
 RUNNING = "sync_tweaks_after_commit_running"
@@ -57,8 +58,12 @@ def run():
 			keys = pending["keys"] | {key for key, _ in pending["release"]}
 			held = frappe.flags.get(HELD)
 			if held is not None:
-				held.update(keys | {""})  # "": a dispatch was asked for; once, after the group
-				continue
+				# a key's next job goes at once (an idle worker may take it); the fill pass once per group
+				lined_up = lines.waiting_keys(keys)
+				held.add("")
+				if not lined_up:
+					continue
+				keys = lined_up
 			dispatcher.run_dispatch(keys=sorted(keys))
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
@@ -85,15 +90,20 @@ def run_callers_callbacks() -> Exception | None:
 
 @contextlib.contextmanager
 def held():
-	"""While a worker runs a group of jobs: free slots at each commit, but dispatch once, when
-	`flush` is called or the block ends (one dispatch pass per group instead of one per job).
-	Should the process die first, the minute's maintenance re-marks the lines it left headless."""
+	"""While a worker runs a group of jobs: free slots and serve the keys with a job waiting at each
+	commit, but run the fill pass once, when `flush` is called or the block ends (one pass per group
+	instead of one per job)."""
 	if frappe.flags.get(HELD) is not None:
 		yield  # an outer block flushes
 		return
 	frappe.flags[HELD] = set()
 	try:
 		yield
+	except BaseException:
+		# the batch failed mid-transaction (a claim half written): flush's commit must not keep it
+		frappe.db.rollback()
+		clear_realtime_log()
+		raise
 	finally:
 		try:
 			flush()

@@ -70,42 +70,56 @@ def dispatch(keys=()) -> list[str]:
 	return [row.name for rows in taken.values() for row in rows]
 
 
-def take_for_drain(delivery: str, queue: str, limit: int, seconds: float) -> list[str]:
+def take_for_drain(delivery: str, queue: str, limit: int, seconds: float, types: list[str]) -> list[str]:
 	"""Drain mode: mark up to `limit` ready jobs of `queue` Queued for `delivery`, the RQ job that is
-	running and will run them next (nothing is pushed). Their timeouts together fit in `seconds`, the
-	time the RQ job has left. Types take turns; rows another drain holds are skipped. The caller commits."""
-	if not _waiting(queue):
-		return []
+	running and will run them next (nothing is pushed). Their timeouts together fit in `seconds`,
+	the time the RQ job has left. The `types` (see `ready_types`) take turns: one job of each in
+	order, so rotate the list between groups. Types with nothing ready are dropped from `types`.
+	Rows another drain holds are skipped. The caller commits."""
 	busy = lines.busy_keys()
-	types = ready_types(queue)
-	share = max(math.ceil(limit / max(len(types), 1)), 1)
-	rows = []
-	for job_type in types or [None]:
-		rows.extend(oldest_ready(queue, busy, share, job_type=job_type, skip_locked=True))
-	rows.sort(key=lambda row: row.creation)
-	names = [row.name for row in _take(fitting(_one_per_key(rows)[:limit], seconds), busy)]
+	candidates = {}
+	for job_type in list(types):
+		rows = oldest_ready(queue, busy, limit, job_type=job_type, skip_locked=True)
+		if rows:
+			candidates[job_type] = rows
+		else:
+			types.remove(job_type)
+	rows, keys = [], set()
+	while len(rows) < limit and any(candidates.values()):
+		for job_type in list(candidates):
+			if candidates[job_type] and len(rows) < limit:
+				row = candidates[job_type].pop(0)
+				if not row.concurrency_key or row.concurrency_key not in keys:
+					keys.add(row.concurrency_key)
+					rows.append(row)
+	names = [row.name for row in _take(fitting(rows, seconds), busy)]
 	if names:
-		states.mark_queued(names, delivery)
+		states.mark_queued(names, delivery, in_hand=True)
 	return names
 
 
 def ready_types(queue: str) -> list[str]:
-	"""Sync Job Types with jobs heading a free line in `queue` (a loose index scan)."""
-	return frappe.db.sql_list(
-		"""select sync_job_type from `tabSync Job`
-		where status=%(waiting)s and queue=%(queue)s and next_in_key=1 group by sync_job_type""",
-		{"waiting": S.WAITING.value, "queue": queue},
-	)
+	"""Sync Job Types with a job heading a free line in `queue`: one indexed probe per type."""
+	return [
+		job_type
+		for job_type in frappe.get_all("Sync Job Type", pluck="name", order_by="name")
+		if frappe.db.sql(
+			"""select name from `tabSync Job` where status=%(waiting)s and queue=%(queue)s
+			and next_in_key=1 and sync_job_type=%(job_type)s limit 1""",
+			{"waiting": S.WAITING.value, "queue": queue, "job_type": job_type},
+		)
+	]
 
 
 def fitting(rows: list, seconds: float) -> list:
-	"""The leading rows whose timeouts, run one after another, end within `seconds`."""
+	"""The rows whose timeouts, run one after another, end within `seconds` (a job too long for
+	what is left is skipped, not the ones behind it)."""
 	fit, total = [], 0
 	for row in rows:
-		total += (row.timeout or 300) + timeouts.OVERRUN_SECONDS
-		if total > seconds:
-			break
-		fit.append(row)
+		needs = (row.timeout or 300) + timeouts.OVERRUN_SECONDS
+		if total + needs <= seconds:
+			fit.append(row)
+			total += needs
 	return fit
 
 
@@ -239,9 +253,12 @@ def _take(rows: list, busy: set[str]) -> list:
 	"""Lock `rows` (at most one per key) and take their keys' slots; returns the rows taken, which
 	the caller marks Queued. A row locked by another transaction, taken by someone else first, or
 	whose key got busy meanwhile is left alone."""
-	took = {}
-	for row in rows:
-		took[row.name] = _acquire(row) if row.concurrency_key else slots.TOOK
+	keyed = [row for row in rows if row.concurrency_key]
+	took = {row.name: slots.TOOK for row in rows}
+	results = (
+		slots.acquire_many([(row.concurrency_key, row.name, row.timeout) for row in keyed]) if keyed else []
+	)
+	took.update(zip((row.name for row in keyed), results, strict=True))
 	held = [row for row in rows if took[row.name]]
 	if not held:
 		return []
@@ -264,10 +281,6 @@ def _take(rows: list, busy: set[str]) -> list:
 			# only a slot this pass took: one it "had" may be the winning dispatcher's for this job
 			slots.release(row.concurrency_key, row.name)
 	return taken
-
-
-def _acquire(row) -> bool:
-	return slots.acquire(row.concurrency_key, row.name, row.timeout)
 
 
 def _by_queue(rows) -> dict[str, list]:

@@ -33,6 +33,14 @@ def acquire(key: str, holder: str, timeout: int | None) -> int:
 	return int(_redis().eval(_ACQUIRE, 1, _name(key), holder, ttl(timeout)))
 
 
+def acquire_many(claims: list[tuple[str, str, int | None]]) -> list[int]:
+	"""`acquire` for many (key, holder, timeout) in one round trip."""
+	pipe = _redis().pipeline(transaction=False)
+	for key, holder, timeout in claims:
+		pipe.eval(_ACQUIRE, 1, _name(key), holder, ttl(timeout))
+	return [int(result) for result in pipe.execute()]
+
+
 def refresh(key: str, holder: str, timeout: int | None) -> bool:
 	"""Extend the slot's lifetime if `holder` still holds it."""
 	return bool(_redis().eval(_REFRESH, 1, _name(key), holder, ttl(timeout)))

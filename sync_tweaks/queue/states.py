@@ -50,8 +50,10 @@ def mark_waiting(job, **fields):
 	_write(job, S.WAITING, retry_after=None, due_at=0, **fields)
 
 
-def mark_queued(names: list[str], job_id: str | None):
-	"""Waiting -> Queued for jobs the dispatcher holds under lock and slot (bulk: one statement)."""
+def mark_queued(names: list[str], job_id: str | None, in_hand: bool = False):
+	"""Waiting -> Queued for jobs the dispatcher holds under lock and slot (bulk: one statement).
+	`in_hand`: the running delivery `job_id` claims them next, and its Started mark clears the
+	document cache and tells Desk (a drain's jobs are Queued for milliseconds)."""
 	frappe.db.sql(
 		"""update `tabSync Job` set status=%(queued)s, job_id=%(job_id)s,
 		deadline_at=%(deadline)s, modified=%(now)s, modified_by=%(user)s
@@ -67,7 +69,7 @@ def mark_queued(names: list[str], job_id: str | None):
 			"names": tuple(names),
 		},
 	)
-	for name in names:
+	for name in [] if in_hand else names:
 		frappe.clear_document_cache("Sync Job", name)
 		publish(frappe._dict(name=name, status=S.QUEUED.value), list_update=True)
 
@@ -138,11 +140,10 @@ def _write(job, to: S, **fields):
 	fields["status"] = to.value
 	if to == S.WAITING:
 		fields["next_in_key"] = int(lines.key_is_free(job.concurrency_key, job.name))
-	job.db_set(fields)  # document hooks (notifications, webhooks on Sync Job) see the change
+	job.db_set(fields)  # document hooks (notifications, webhooks on Sync Job) see these changes
 	publish(job, list_update=True)
-	followups = _followups(job, before)
-	if followups:
-		after_commit.request(**followups)
+	# even an empty request dispatches after commit: a job that ends frees room in RQ
+	after_commit.request(**_followups(job, before))
 
 
 def _followups(job, before) -> dict:

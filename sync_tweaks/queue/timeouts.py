@@ -38,7 +38,8 @@ def time_limit(seconds: int, on_overrun=None):
 			on_overrun(limit)
 		raise SyncJobTimeout(seconds)
 
-	rq_remaining = signal.alarm(0)
+	# RQ arms its limit with alarm(): the same timer, read and restored to the microsecond
+	rq_remaining, _ = signal.setitimer(signal.ITIMER_REAL, 0)
 	previous = signal.signal(signal.SIGALRM, expire)
 	started = time.monotonic()
 	signal.setitimer(signal.ITIMER_REAL, seconds, 1)
@@ -52,7 +53,7 @@ def time_limit(seconds: int, on_overrun=None):
 			signal.sigwait({signal.SIGALRM})
 		signal.signal(signal.SIGALRM, previous)
 		if rq_remaining:
-			signal.alarm(max(int(rq_remaining - (time.monotonic() - started)), 1))
+			signal.setitimer(signal.ITIMER_REAL, max(rq_remaining - (time.monotonic() - started), 0.001))
 		signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 	if limit.fired:
 		raise SyncJobTimeout(seconds)  # the controller swallowed it: the job still timed out

@@ -66,37 +66,50 @@ def run_jobs(names: list[str], delivery: str | None) -> list[str | None]:
 
 def drain(names: list[str], delivery: str | None, started: float) -> list[str | None]:
 	"""Drain mode: while jobs are ready in this RQ job's queue, keep taking them a group at a time,
-	until none is ready, the time budget ends, or a queue this worker serves first has work."""
+	until none is ready, the time budget ends, the worker is asked to stop, or a queue it serves
+	first has work. The types with jobs ready when the drain begins take turns."""
 	rq_job = rq.get_current_job()
 	budget = dispatcher.drain_seconds()
 	queue = _queue_of(names) if rq_job and delivery and budget else None
 	if not queue:
 		return []
-	ahead = rq_queues_ahead(rq_job, queue)
+	rq_worker = _rq_worker(rq_job)
+	ahead = rq_queues_ahead(rq_worker, queue)
+	types = dispatcher.ready_types(queue)
 	statuses = []
-	while time.monotonic() - started < budget and not any(len(q) for q in ahead):
+	while types and time.monotonic() - started < budget and not stop_draining(rq_worker, ahead):
 		room = (rq_job.timeout or 0) - (time.monotonic() - started) - DRAIN_MARGIN_SECONDS
-		group = dispatcher.take_for_drain(delivery, queue, dispatcher.batch_size(), room)
+		group = dispatcher.take_for_drain(delivery, queue, dispatcher.batch_size(), room, types)
 		frappe.db.commit()
 		if not group:
 			break
 		statuses += run_jobs(group, delivery)
+		types.append(types.pop(0))  # the next group starts with the next type
 	return statuses
 
 
-def rq_queues_ahead(rq_job, queue: str) -> list:
-	"""The RQ queues this worker serves before `queue` (it takes their jobs first)."""
+def stop_draining(rq_worker, ahead: list) -> bool:
+	"""A queue this worker serves first has work, or the worker was asked to stop (warm shutdown)."""
+	if any(len(queue) for queue in ahead):
+		return True
+	return bool(rq_worker and rq_worker.connection.hget(rq_worker.key, "shutdown_requested_date"))
+
+
+def _rq_worker(rq_job):
 	worker_name = getattr(rq_job, "worker_name", None)
 	if not worker_name:
-		return []
-	worker = rq.Worker.find_by_key(
+		return None
+	return rq.Worker.find_by_key(
 		rq.Worker.redis_worker_namespace_prefix + worker_name, connection=rq_job.connection
 	)
-	if not worker:
+
+
+def rq_queues_ahead(rq_worker, queue: str) -> list:
+	"""The RQ queues `rq_worker` serves before `queue` (it takes their jobs first)."""
+	if not rq_worker:
 		return []
-	queues = worker.queues
-	names = [q.name.rsplit(":", 1)[-1] for q in queues]
-	return queues[: names.index(queue)] if queue in names else []
+	names = [q.name.rsplit(":", 1)[-1] for q in rq_worker.queues]
+	return rq_worker.queues[: names.index(queue)] if queue in names else []
 
 
 def _queue_of(names: list[str]) -> str | None:

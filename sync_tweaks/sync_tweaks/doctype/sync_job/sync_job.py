@@ -307,5 +307,11 @@ def on_doctype_update():
 	frappe.db.add_index(
 		"Sync Job", ["status", "queue", "next_in_key", "creation"], "status_queue_next_in_key_creation"
 	)
+	# a drain's turn of each type: its oldest jobs next in line of a queue
+	frappe.db.add_index(
+		"Sync Job",
+		["status", "queue", "next_in_key", "sync_job_type", "creation"],
+		"status_queue_next_in_key_type_creation",
+	)
 	# failures due for retry
 	frappe.db.add_index("Sync Job", ["status", "retry_after"], "status_retry_after")
