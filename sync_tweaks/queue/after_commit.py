@@ -10,6 +10,7 @@ import contextlib
 import frappe
 import redis
 from frappe.realtime import clear_realtime_log
+from rq.timeouts import JobTimeoutException
 
 from sync_tweaks.queue import dispatcher, lines, slots
 
@@ -59,14 +60,17 @@ def run():
 			held = frappe.flags.get(HELD)
 			if held is not None:
 				# a key's next job goes at once (an idle worker may take it); the fill pass once per group
-				lined_up = lines.waiting_keys(keys)
 				held.add("")
-				if not lined_up:
-					continue
-				keys = lined_up
+				lined_up = lines.waiting_keys(keys)
+				if lined_up:
+					dispatcher.run_dispatch(keys=sorted(lined_up), fill=False)
+				continue
 			dispatcher.run_dispatch(keys=sorted(keys))
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
+	except JobTimeoutException:
+		frappe.db.rollback()
+		raise  # RQ's own limit for the worker's RQ job: its batch must stop
 	except Exception:
 		frappe.db.rollback()
 		frappe.log_error(title="Sync Job dispatch after commit failed")

@@ -24,10 +24,10 @@ DEFAULT_MAX_QUEUED = 200
 DEFAULT_DRAIN_SECONDS = 10
 
 
-def run_dispatch(keys=()) -> list[str]:
+def run_dispatch(keys=(), fill: bool = True) -> list[str]:
 	"""Dispatch in a transaction of its own; Redis being down only delays jobs until maintenance."""
 	try:
-		names = dispatch(keys)
+		names = dispatch(keys, fill)
 		frappe.db.commit()
 		return names
 	except redis.exceptions.RedisError:
@@ -35,18 +35,18 @@ def run_dispatch(keys=()) -> list[str]:
 		return []
 
 
-def dispatch(keys=()) -> list[str]:
-	"""Queue the head of each of `keys`' lines, then fill every queue up to capacity; returns names.
-
-	The caller commits; the push to RQ follows that commit.
+def dispatch(keys=(), fill: bool = True) -> list[str]:
+	"""Queue the head of each of `keys`' lines, then (with `fill`) fill every queue up to capacity;
+	returns names. The caller commits; the push to RQ follows that commit.
 	"""
 	if not _waiting():
 		# the usual case when a job ends: nothing waits (one index probe instead of a full pass)
 		return []
 	known = set(get_queues_timeout())
 	taken: dict[str, list] = {}
-	busy = lines.busy_keys()
-	heads = [lines.head(key) for key in sorted(lines.waiting_keys({k for k in keys if k} - busy))]
+	keys = {key for key in keys if key}
+	busy = lines.busy_keys() if fill else lines.busy_keys(keys)
+	heads = [lines.head(key) for key in sorted(lines.waiting_keys(keys - busy))]
 	for queue, rows in _by_queue(row for row in heads if row).items():
 		if queue not in known:
 			_refuse_unknown_queue(rows, known)
@@ -55,7 +55,7 @@ def dispatch(keys=()) -> list[str]:
 		taken.setdefault(queue, []).extend(row for row in rows if row.name in got)
 		# the ones that cannot go now (queue full, slot still held): the fill pass must find them
 		lines.mark_heads([row.name for row in rows if row.name not in got and not row.next_in_key])
-	for queue in known:
+	for queue in known if fill else ():
 		if not _waiting(queue):
 			continue
 		room = _room(queue)
@@ -73,9 +73,10 @@ def dispatch(keys=()) -> list[str]:
 def take_for_drain(delivery: str, queue: str, limit: int, seconds: float, types: list[str]) -> list[str]:
 	"""Drain mode: mark up to `limit` ready jobs of `queue` Queued for `delivery`, the RQ job that is
 	running and will run them next (nothing is pushed). Their timeouts together fit in `seconds`,
-	the time the RQ job has left. The `types` (see `ready_types`) take turns: one job of each in
-	order, so rotate the list between groups. Types with nothing ready are dropped from `types`.
-	Rows another drain holds are skipped. The caller commits."""
+	the time the RQ job has left. The `types` (see `ready_types`) take turns: one job of each per
+	round, starting each group at the next type (a counter all drains of the queue share), so no
+	type waits behind another's backlog. Types with nothing ready are dropped from `types`. Rows
+	another drain holds are skipped. The caller commits."""
 	busy = lines.busy_keys()
 	candidates = {}
 	for job_type in list(types):
@@ -84,9 +85,13 @@ def take_for_drain(delivery: str, queue: str, limit: int, seconds: float, types:
 			candidates[job_type] = rows
 		else:
 			types.remove(job_type)
+	order = sorted(candidates)
+	if order:
+		start = frappe.cache().incr(frappe.cache().make_key(f"sync_tweaks:drain_turn:{queue}")) % len(order)
+		order = order[start:] + order[:start]
 	rows, keys = [], set()
 	while len(rows) < limit and any(candidates.values()):
-		for job_type in list(candidates):
+		for job_type in order:
 			if candidates[job_type] and len(rows) < limit:
 				row = candidates[job_type].pop(0)
 				if not row.concurrency_key or row.concurrency_key not in keys:

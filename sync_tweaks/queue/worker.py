@@ -24,7 +24,6 @@ from sync_tweaks.utils.snapshot import to_json
 OVERRUN_MARK = "sync_tweaks:overrun:"
 # a drained job must be able to run to its timeout before RQ's own limit for the batch ends
 DRAIN_MARGIN_SECONDS = 15
-CLAIM_SAVEPOINT = "sync_job_claim_next"
 
 
 def execute_sync_jobs(sync_job_names: list[str], delivery: str | None = None):
@@ -52,14 +51,12 @@ def run_batch(names: list[str], delivery: str | None) -> list[str | None]:
 
 
 def run_jobs(names: list[str], delivery: str | None) -> list[str | None]:
-	"""Run `names` one after another, then dispatch once for the group. Each job's claim rides on
-	the commit that records the job before it (one commit per job instead of two)."""
-	statuses, ahead = [], None
-	for i, name in enumerate(names):
-		job = ahead.job if ahead and ahead.name == name else claim(name, delivery)
-		following = names[i + 1] if i + 1 < len(names) else None
-		status, ahead = run_sync_job(job, delivery, following) if job else (None, None)
-		statuses.append(status)
+	"""Run `names` one after another, each claimed and recorded in transactions of its own, then run
+	the dispatcher's fill pass once for the group."""
+	statuses = []
+	for name in names:
+		job = claim(name, delivery)
+		statuses.append(run_sync_job(job, delivery) if job else None)
 	after_commit.flush()
 	return statuses
 
@@ -67,7 +64,7 @@ def run_jobs(names: list[str], delivery: str | None) -> list[str | None]:
 def drain(names: list[str], delivery: str | None, started: float) -> list[str | None]:
 	"""Drain mode: while jobs are ready in this RQ job's queue, keep taking them a group at a time,
 	until none is ready, the time budget ends, the worker is asked to stop, or a queue it serves
-	first has work. The types with jobs ready when the drain begins take turns."""
+	first has work. The types with jobs ready when the drain begins take turns (see `take_for_drain`)."""
 	rq_job = rq.get_current_job()
 	budget = dispatcher.drain_seconds()
 	queue = _queue_of(names) if rq_job and delivery and budget else None
@@ -84,7 +81,6 @@ def drain(names: list[str], delivery: str | None, started: float) -> list[str | 
 		if not group:
 			break
 		statuses += run_jobs(group, delivery)
-		types.append(types.pop(0))  # the next group starts with the next type
 	return statuses
 
 
@@ -119,18 +115,9 @@ def _queue_of(names: list[str]) -> str | None:
 	return rows[0][0] if rows else None
 
 
-class Claimed:
-	"""The next job of a batch, claimed in the transaction that recorded the job before it."""
-
-	def __init__(self, name: str, job):
-		self.name = name
-		self.job = job
-
-
-def run_sync_job(job, delivery: str | None, following: str | None = None):
-	"""Run the claimed `job` to a final status; returns (its status or None when its result was
-	discarded, the `Claimed` next job). Ends outside a transaction: every path ends in a commit or a
-	rollback, and `following` is claimed in that commit."""
+def run_sync_job(job, delivery: str | None) -> str | None:
+	"""Run the claimed `job` to a final status; returns it, or None when recovery took the job over
+	meanwhile and this run's result was discarded. Ends outside a transaction."""
 	run_as(job)
 	started = time.monotonic()
 	limit = None
@@ -142,46 +129,50 @@ def run_sync_job(job, delivery: str | None, following: str | None = None):
 			record_outcome(job, outcome, started, delivery)
 	except JobSuperseded:
 		transactions.rollback()
-		return None, None
+		return None
 	except (Exception, SyncJobTimeout) as e:
 		transactions.rollback()
-		record_failure(job, e, started, delivery, timed_out=bool(limit and limit.fired))
+		if not record_failure(job, e, started, delivery, timed_out=bool(limit and limit.fired)):
+			return None
 	finally:
 		frappe.local.sync_tweaks_running_job = None
-	ahead = claim_in_transaction(following, delivery) if following else None
-	frappe.db.commit()
-	return job.status, ahead
+	commit_outcome(job)
+	return job.status
 
 
-def claim_in_transaction(name: str, delivery: str | None) -> Claimed | None:
-	"""Claim `name` inside the open transaction without committing it; a savepoint undoes only the
-	claim should it fail (the transaction holds the previous job's outcome). None: claim it later."""
-	frappe.db.savepoint(CLAIM_SAVEPOINT)
+def commit_outcome(job):
+	"""Commit the job's outcome. Frappe runs after-commit callbacks after the SQL COMMIT: should one
+	the controller queued raise, the queue's own (slot, dispatch, realtime) still run, and the error
+	is logged instead of ending the batch."""
 	try:
-		return Claimed(name, claim(name, delivery, commit=False))
+		frappe.db.commit()
+		return
+	except JobTimeoutException:
+		raise  # RQ's own limit for the batch: nothing more may run
 	except Exception:
-		frappe.db.rollback(save_point=CLAIM_SAVEPOINT)
-		frappe.clear_last_message()
-		return None
+		committed = frappe.db.get_value("Sync Job", job.name, "status") == job.status
+		if not committed:
+			raise
+		frappe.log_error(title=f"An after-commit callback of Sync Job {job.name} failed")
+	for _attempt in range(100):  # the callbacks still queued, each failure logged
+		try:
+			frappe.db.after_commit.run()
+			return
+		except Exception:
+			frappe.log_error(title=f"An after-commit callback of Sync Job {job.name} failed")
 
 
-def claim(name: str, delivery: str | None, commit: bool = True):
-	"""Lock the job and mark it Started, or return None unless it is Queued for `delivery`.
-	With `commit` False the caller's transaction commits it, and only the claim is undone on refusal."""
-
-	def refuse():
-		if commit:
-			transactions.rollback()
-		else:
-			frappe.db.rollback(save_point=CLAIM_SAVEPOINT)
-
+def claim(name: str, delivery: str | None):
+	"""Lock the job and mark it Started, or return None unless it is Queued for `delivery`."""
 	try:
 		job = frappe.get_doc("Sync Job", name, for_update=True)
 	except frappe.DoesNotExistError:
 		frappe.clear_last_message()
-		return refuse()
+		transactions.rollback()
+		return None
 	if job.status != S.QUEUED.value or (job.job_id or None) != delivery:
-		return refuse()  # a duplicate or stale delivery, or a cancel
+		transactions.rollback()  # a duplicate or stale delivery, or a cancel
+		return None
 	try:
 		job_type = frappe.get_cached_doc("Sync Job Type", job.sync_job_type)
 	except frappe.DoesNotExistError:
@@ -193,16 +184,14 @@ def claim(name: str, delivery: str | None, commit: bool = True):
 		states.mark_failed(
 			job, _("Sync Job Type {0} does not exist").format(job.sync_job_type), retryable=False
 		)
-		if commit:
-			frappe.db.commit()
+		frappe.db.commit()
 		return None
 	job.flags.run_as = run_as_user(job, job_type)
 	try:
 		states.mark_started(job, user=job.flags.run_as)
 	except redis.exceptions.RedisError:
 		pass  # the slot's TTL still covers the job's timeout
-	if commit:
-		frappe.db.commit()
+	frappe.db.commit()
 	return job
 
 
@@ -244,11 +233,14 @@ def record_outcome(job, outcome, started: float, delivery: str | None):
 	)
 
 
-def record_failure(job, error: BaseException, started: float, delivery: str | None, timed_out: bool = False):
-	"""Record a failure (after the target's writes were rolled back); retries per the retry policy."""
+def record_failure(
+	job, error: BaseException, started: float, delivery: str | None, timed_out: bool = False
+) -> bool:
+	"""Record a failure (after the target's writes were rolled back); retries per the retry policy.
+	False when recovery took the job over meanwhile (nothing is recorded)."""
 	if not still_ours(job.name, delivery):
 		transactions.rollback()
-		return
+		return False
 	transactions.hand_over_before_save(job)
 	timed_out = timed_out or isinstance(error, SyncJobTimeout) or is_rq_timeout(error)
 	fields = timing(started)
@@ -261,6 +253,7 @@ def record_failure(job, error: BaseException, started: float, delivery: str | No
 		retryable=timed_out or retry.is_retryable(error),
 		**fields,
 	)
+	return True
 
 
 def still_ours(name: str, delivery: str | None) -> bool:
