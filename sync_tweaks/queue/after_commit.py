@@ -9,10 +9,9 @@ import contextlib
 
 import frappe
 import redis
-from frappe.realtime import clear_realtime_log
 from rq.timeouts import JobTimeoutException
 
-from sync_tweaks.queue import dispatcher, lines, slots
+from sync_tweaks.queue import dispatcher, lines, slots, transactions
 
 PENDING = "sync_tweaks_after_commit"
 RUNNING = "sync_tweaks_after_commit_running"
@@ -105,8 +104,7 @@ def held():
 		yield
 	except BaseException:
 		# the batch failed mid-transaction (a claim half written): flush's commit must not keep it
-		frappe.db.rollback()
-		clear_realtime_log()
+		transactions.rollback()  # reconnects: RQ's alarm in a query leaves the connection closed
 		raise
 	finally:
 		try:
