@@ -309,7 +309,7 @@ def test_a_backlog_without_concurrency_keys_drains_without_waiting_for_maintenan
 def test_a_job_too_long_for_the_room_left_does_not_stop_a_drain_that_shorter_jobs_fit(site_conf):
 	"""fitting takes the *leading* rows that fit and stops at the first that
 	does not: when the oldest ready job has a long timeout, take_for_drain returns nothing and the
-	drain ends (worker.py:67 `if not group: break`), though the 4 jobs behind it fit many times over.
+	drain ends, though the 4 jobs behind it fit many times over.
 	Under a backlog of a queue mixing long and short timeouts, drain mode is off whenever a long job
 	is the oldest ready one."""
 	site_conf(sync_job_max_queued=1)
@@ -397,19 +397,14 @@ def test_a_failing_after_commit_callback_does_not_keep_the_finished_jobs_key_hel
 	assert statuses([a2])[a2] == "Queued"
 
 
-# --- the piggybacked claim starts B's clock before A's after-commit work ----------------------
+# --- a job's clock starts at its own claim -------------------------------------------------------
 
 
 def test_a_claimed_jobs_deadline_counts_from_when_it_starts_running_not_from_the_previous_commit(
 	site_conf, monkeypatch
 ):
-	"""mark_started sets started_at and deadline_at (= now + timeout) when B is claimed, inside A's
-	transaction. B's own time limit starts only after A's commit has run all of A's
-	after-commit work: sync_tweaks' dispatch for A's key (now a whole dispatch pass, see R4), the
-	realtime flush and whatever the controller registered. Before 44466da B's claim committed right
-	before B ran. Whatever A's after-commit work takes is taken off B's recovery margin (maintenance
-	fails a Started job at deadline_at + grace even while its lease is alive: worker lost "no result"),
-	and B's started_at lies by as much. Here A's after-commit work takes 1.5 s."""
+	"""B's started_at and deadline count from B's own claim, not from A's commit: A's after-commit work
+	(here 1.5 s) is not taken off B's recovery margin."""
 	a, b, delivery = _batch_of_two(site_conf, monkeypatch)
 	real_run = apply.run
 	seen = {}
@@ -473,8 +468,8 @@ def test_a_batch_whose_keys_have_waiting_jobs_runs_the_fill_pass_once_per_group(
 
 
 def test_drains_of_one_group_each_still_give_every_ready_type_its_turn(site_conf):
-	"""take_for_drain's turns rotate only within one drain (worker.py:78,87: `types` is built by
-	ready_types, sorted by type name, when a drain starts, and rotated after each of its groups).
+	"""take_for_drain's turns rotate only within one drain (`types` is built by
+	ready_types, sorted by type name, when a drain starts).
 	A drain lasts sync_job_drain_seconds (10 s by default); with groups of 12 jobs of a second or
 	more, a drain is one group. Every drain then takes the first `batch_size` types by *name*: with
 	more ready types than a group holds, the types late in the alphabet never get a drain turn,
@@ -507,7 +502,7 @@ def test_drains_of_one_group_each_still_give_every_ready_type_its_turn(site_conf
 def test_a_run_whose_failure_is_discarded_reports_none_as_run_sync_job_documents(site_conf, monkeypatch):
 	"""run_sync_job's docstring: "returns (its status or None when its result was
 	discarded, ...)". A failing run that recovery declared lost meanwhile is discarded by
-	record_failure (worker.py:249-251: still_ours is False, it rolls back and returns), but
+	record_failure (still_ours is False), but
 	run_sync_job then returns `job.status`, the in-memory "Started" of its claim. `bench sync-job run`
 	(commands.py:78) prints that status for a job that is in fact Failed by recovery."""
 	from tests.test_queue_races import OtherProcess
@@ -528,18 +523,12 @@ def test_a_run_whose_failure_is_discarded_reports_none_as_run_sync_job_documents
 	assert result == [None], f"the discarded run reports {result}"
 
 
-# --- RQ's own timeout, overdue when a job's limit ends, is swallowed by the piggybacked claim ---
+# --- RQ's own timeout is never swallowed ---------------------------------------------------------
 
 
 def test_rqs_own_timeout_firing_after_a_job_is_not_swallowed_by_the_next_jobs_claim(site_conf, monkeypatch):
-	"""time_limit re-arms RQ's alarm when a job's block ends, 1 ms later when RQ's time is already up
-	(timeouts.py:55-56). The next thing the worker does is now claim_in_transaction(B)
-	(worker.py:151), whose `except Exception` catches RQ's JobTimeoutException,
-	rolls the claim back and carries on: B is claimed again and run after RQ's limit, with no RQ
-	alarm left (RQ's main process SIGKILLs the horse 60 s later, mid-job). Before 44466da the claim
-	ran outside any `except Exception` (an RQ timeout there failed the RQ job and maintenance
-	re-queued B); the same swallowing happens when it lands in the after-commit dispatch
-	(after_commit.py:70), which is not new."""
+	"""RQ's own alarm, overdue when A's time limit ends, fires right after A: it ends the batch (the
+	RQ job's time is up) instead of being caught by the commit or the next claim and running B."""
 	from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 	a, b, delivery = _batch_of_two(site_conf, monkeypatch)
@@ -562,7 +551,7 @@ def test_rqs_own_timeout_firing_after_a_job_is_not_swallowed_by_the_next_jobs_cl
 
 	monkeypatch.setattr(UnixSignalDeathPenalty, "handle_death_penalty", handler)
 	error = None
-	with UnixSignalDeathPenalty(1, JobTimeoutException, job_id="review14b"):
+	with UnixSignalDeathPenalty(1, JobTimeoutException, job_id="drain-test"):
 		try:
 			worker.run_batch([a, b], delivery)
 		except JobTimeoutException as e:
