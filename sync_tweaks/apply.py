@@ -1,7 +1,9 @@
 """Applying a controller to one Sync Job: target discovery, update, diff, save, relay and hooks.
 
 `run(job)` returns an `Outcome` and never commits; the worker decides what survives. In a dry run
-every write (the controller's included) is rolled back to a savepoint.
+every write (the controller's included) is rolled back to a savepoint. An Update first compares the
+target with the pair's last synced state (`engine.conflicts`, kept in Sync Link) and applies the
+type's `on_conflict` policy; the sync's own writes are marked so that they enqueue no echo (`echo`).
 """
 
 import contextlib
@@ -9,7 +11,8 @@ import contextlib
 import frappe
 from frappe import _
 
-from sync_tweaks import controller
+from sync_tweaks import controller, echo
+from sync_tweaks.engine import conflicts
 from sync_tweaks.engine.diff import diff_snapshots, is_empty
 from sync_tweaks.engine.outcome import Outcome
 from sync_tweaks.engine.request import RequestError, parse_operation
@@ -18,16 +21,19 @@ from sync_tweaks.engine.status import FINISHED_HOOK, S
 from sync_tweaks.exceptions import SyncControllerError
 from sync_tweaks.queue.transactions import nested_callbacks
 from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
+from sync_tweaks.sync_tweaks.doctype.sync_link import sync_link
 from sync_tweaks.utils.snapshot import snapshot
 
+REVIEW_SAVEPOINT = "sync_job_review"
 TARGET_KEYS = frozenset({"operation", "target_document_type", "target_document_name", "context"})
 ENABLED_FLAG = {"Insert": "insert_enabled", "Update": "update_enabled", "Delete": "delete_enabled"}
 
 
 def run(job) -> Outcome:
 	"""Run the job's controller in its mode; relays create the child jobs."""
-	module, shape = controller.load(get_job_type(job.sync_job_type))
-	sync_run = SyncRun(job, module, shape)
+	job_type = get_job_type(job.sync_job_type)
+	module, shape = controller.load(job_type)
+	sync_run = SyncRun(job, module, shape, job_type.get("on_conflict") or conflicts.OVERWRITE)
 	with dry_run_scope(job, "sync_job_dry_run"):
 		outcome = sync_run.run()
 	if outcome.status == S.RELAYED:
@@ -64,10 +70,11 @@ def create_children(job, targets: list[dict]) -> list:
 
 
 class SyncRun:
-	def __init__(self, job, module, shape: Shape):
+	def __init__(self, job, module, shape: Shape, on_conflict: str = conflicts.OVERWRITE):
 		self.job = job
 		self.module = module
 		self.shape = shape
+		self.on_conflict = on_conflict
 		self.source = job.get_source_document()
 
 	def hook(self, name: str, *args):
@@ -89,7 +96,8 @@ class SyncRun:
 		return self.sync(target)
 
 	def bypass(self) -> Outcome:
-		result = self.module.execute(self.job, self.source)
+		with echo.writing(self.job, None):
+			result = self.module.execute(self.job, self.source)
 		if result is None:
 			result = {}
 		if not isinstance(result, dict) or set(result) - {"target_doc", "operation", "diff"}:
@@ -97,7 +105,7 @@ class SyncRun:
 				_("execute() must return a dict with target_doc, operation and optionally diff")
 			)
 		target_doc = result.get("target_doc")
-		return Outcome(
+		outcome = Outcome(
 			S.SKIPPED if self.job.dry_run else S.FINISHED,
 			_("Dry run") if self.job.dry_run else "",
 			operation=_operation(result.get("operation"), allow_empty=True),
@@ -106,6 +114,15 @@ class SyncRun:
 			target_document_name=getattr(target_doc, "name", None),
 			diff=result.get("diff"),
 		)
+		if not self.job.dry_run and outcome.target_document_name:
+			# lineage only: a bypass writes what it likes, so it has no synced state to compare
+			self.job.target_document_type = outcome.target_document_type
+			self.job.target_document_name = outcome.target_document_name
+			if outcome.operation == "Delete":
+				sync_link.forget(self.job)
+			elif outcome.operation:
+				sync_link.record_write(self.job, None)
+		return outcome
 
 	def preset_target(self) -> dict | None:
 		"""A job created with an Insert, or with a target name, skips discovery."""
@@ -193,33 +210,93 @@ class SyncRun:
 			target_doc = frappe.get_doc(doctype, name, for_update=True)
 			outcome.before = snapshot(target_doc)
 		outcome.target_doc = target_doc
+		plan, synced = None, None
+		review = operation == "Update" and self.on_conflict == conflicts.STOP and not job.dry_run
+		if review:
+			frappe.db.savepoint(REVIEW_SAVEPOINT)  # a job stopped for review writes nothing
 		if operation != "Delete":
 			self.module.update_target_doc(job, self.source, target_doc)
 			outcome.after = snapshot(target_doc)
+		if operation == "Update":
+			plan, synced = self.check_conflicts(target_doc, outcome)
 		outcome.diff = diff_snapshots(outcome.before, outcome.after)
+		job.conflict_count = len(plan.conflicts) if plan else 0
+		if plan and plan.conflicts:
+			outcome.diff["conflicts"] = [conflict.as_dict() for conflict in plan.conflicts]
 		job.flags.snapshots = (outcome.before, outcome.after)
 
 		if operation == "Update" and is_empty(outcome.diff) and not job.update_without_changes_enabled:
 			outcome.status, outcome.reason = S.SKIPPED, _("No changes")
+			if plan and plan.keep and not job.dry_run:
+				# nothing to write, but the kept edits are remembered: the next sync does not ask again
+				sync_link.record_write(
+					job, *conflicts.next_state(conflicts.flatten(outcome.before), synced, plan)
+				)
 			return outcome
 		if job.dry_run:
 			outcome.status, outcome.reason = S.SKIPPED, _("Dry run")
 			return outcome
+		if plan and plan.open:
+			frappe.db.rollback(save_point=REVIEW_SAVEPOINT)
+			sync_link.record_stop(job)
+			outcome.status = S.CONFLICT
+			outcome.reason = _(
+				"{0} field(s) edited on the target since the last sync: choose per field"
+			).format(len(plan.open))
+			return outcome
 
-		self.hook("before_sync", target_doc)
-		target_doc.flags.ignore_permissions = True
-		if operation == "Insert":
-			target_doc.insert()
-		elif operation == "Update":
-			target_doc.save()
+		with echo.writing(job, target_doc):
+			self.hook("before_sync", target_doc)
+			target_doc.flags.ignore_permissions = True
+			if operation == "Insert":
+				target_doc.insert()
+			elif operation == "Update":
+				target_doc.save()
+			else:
+				frappe.delete_doc(doctype, name, ignore_permissions=True)
+			self.hook("after_sync", target_doc)
+		outcome.target_document_name = job.target_document_name = target_doc.name
+		if operation == "Delete":
+			sync_link.forget(job)
 		else:
-			frappe.delete_doc(doctype, name, ignore_permissions=True)
-		self.hook("after_sync", target_doc)
-		if operation != "Delete":
 			outcome.after = snapshot(target_doc)
 			job.flags.snapshots = (outcome.before, outcome.after)
-		outcome.target_document_name = target_doc.name
+			written = conflicts.flatten(outcome.after)
+			sync_link.record_write(
+				job, *(conflicts.next_state(written, synced, plan) if plan else (written, None))
+			)
 		return outcome
+
+	def check_conflicts(self, target_doc, outcome: Outcome):
+		"""Conflicts of this Update with edits made on the target since the last sync; the fields
+		to keep as the target has them are put back on `target_doc`. Returns (plan, synced state)."""
+		job = self.job
+		synced, kept = sync_link.load_state(job)
+		decisions = frappe.parse_json(job.conflict_decisions) if job.get("conflict_decisions") else {}
+		plan = conflicts.detect(
+			conflicts.flatten(outcome.before),
+			conflicts.flatten(outcome.after),
+			synced,
+			kept,
+			self.on_conflict,
+			decisions,
+		)
+		if plan.keep:
+			for path, (now, _wants) in plan.keep.items():
+				set_path(target_doc, path, now)
+			outcome.after = snapshot(target_doc)
+		return plan, synced
+
+
+def set_path(doc, path: str, value):
+	"""Put a value of the flat state (`engine.conflicts`) back on the document or its child row."""
+	table, row_name, field = conflicts.split_path(path)
+	if table is None:
+		doc.set(field, value)
+		return
+	for row in doc.get(table) or []:
+		if row.name == row_name:
+			row.set(field, value)
 
 
 def raise_shape_error(message: str):

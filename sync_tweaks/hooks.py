@@ -23,9 +23,14 @@ scheduler_events = {
 }
 
 # a source or target may be deleted while jobs still name it (its Deleted Document copy is used)
-ignore_links_on_delete = ["Sync Job"]
+ignore_links_on_delete = ["Sync Job", "Sync Link"]
 
 default_log_clearing_doctypes = {"Sync Job": 30}
 
 # slots, leases and overrun marks must survive `bench clear-cache` and migrate while jobs run
 persistent_cache_keys = ["sync_tweaks:*"]
+
+# lineage: the form of any synced source or target shows its links (one indexed query, and none at
+# all for doctypes that were never synced)
+doc_events = {"*": {"onload": "sync_tweaks.lineage.onload"}}
+app_include_js = ["/assets/sync_tweaks/js/sync_lineage.js", "/assets/sync_tweaks/js/sync_conflicts.js"]

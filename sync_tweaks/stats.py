@@ -17,7 +17,7 @@ TIMESPANS = {
 	"Last Year": {"years": -1},
 }
 # statuses whose ended_at belongs to the current run (a retried job keeps its old ended_at while Waiting)
-ENDED = tuple(s.value for s in (*FINAL, S.FAILED) if s != S.CANCELED)
+ENDED = tuple(s.value for s in (*FINAL, S.FAILED, S.CONFLICT) if s != S.CANCELED)
 
 
 def collect(window: timedelta = timedelta(hours=1)) -> dict:

@@ -18,8 +18,9 @@ BULK = "sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.bulk_action"
 CONTROLLER_STATUS = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_controller_status"
 DOCTOR = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_doctor_findings"
 CHART = "sync_tweaks.stats.jobs_per_status_chart"
-ENDPOINTS = (ENQUEUE, GET_STATUS, CLEAR_ALL, BULK, CONTROLLER_STATUS, DOCTOR, CHART)
-DOC_METHODS = ("start", "cancel_sync", "retry", "dry_run_again")
+LINEAGE = "sync_tweaks.lineage.get_lineage"
+ENDPOINTS = (ENQUEUE, GET_STATUS, CLEAR_ALL, BULK, CONTROLLER_STATUS, DOCTOR, CHART, LINEAGE)
+DOC_METHODS = ("start", "cancel_sync", "retry", "resolve", "dry_run_again")
 ANCHOR_SYSTEM_MANAGER = "sync-tweaks-system-manager@example.com"
 
 
@@ -95,6 +96,7 @@ def endpoint_args(cmd: str, job) -> dict:
 		CONTROLLER_STATUS: {"sync_job_type": "Test Single Sync"},
 		DOCTOR: {"sync_job_type": "Test Single Sync"},
 		CHART: {},
+		LINEAGE: {"doctype": "Sync Test Source", "name": job.source_document_name},
 	}[cmd]
 
 
@@ -146,7 +148,7 @@ def test_desk_user_without_roles_cannot_enqueue_or_act(job):
 		for method in DOC_METHODS:
 			with pytest.raises(frappe.PermissionError):
 				call_doc_method(job, method)
-		for cmd in (GET_STATUS, CONTROLLER_STATUS, DOCTOR, CHART):
+		for cmd in (GET_STATUS, CONTROLLER_STATUS, DOCTOR, CHART, LINEAGE):
 			with pytest.raises(frappe.PermissionError):
 				call(cmd, **endpoint_args(cmd, job))
 		result = call(BULK, action="cancel", names=[job.name])

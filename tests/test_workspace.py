@@ -39,7 +39,7 @@ def by_name(folder: str) -> dict[str, dict]:
 
 def test_records_are_standard_and_live_in_folders_named_after_them():
 	assert set(by_name("workspace")) == {"Sync Tweaks"}
-	assert len(records("number_card")) == 3 and len(records("dashboard_chart")) == 1
+	assert len(records("number_card")) == 4 and len(records("dashboard_chart")) == 1
 	for folder, doctype in FOLDERS.items():
 		for record in records(folder):
 			folder_name, file_name = record["_path"].split(os.sep)[-2:]
@@ -78,6 +78,8 @@ def test_number_card_counts_what_its_label_says(card):
 		("Waiting", None),
 		("Queued", None),
 		("Pending", None),
+		("Conflict", now - timedelta(days=5)),
+		("Canceled", now),
 	):
 		job = create_sync_job("Test Single Sync", source_doc=make_source(), queue_on_insert=False)
 		frappe.db.set_value("Sync Job", job.name, {"status": status, "ended_at": ended_at})
@@ -86,6 +88,7 @@ def test_number_card_counts_what_its_label_says(card):
 		"Sync Jobs Failed Last Day": 1,
 		"Sync Jobs Finished Last Day": 1,
 		"Sync Jobs Waiting or Queued": 2,
+		"Sync Jobs Open Conflicts": 1,
 	}
 	assert len(frappe.get_all("Sync Job", filters=filters)) == expected[card]
 
@@ -170,7 +173,7 @@ def test_records_exist_on_the_site_after_migrate(host):
 			assert frappe.db.exists(doctype, name), f"{doctype} {name}: run `bench migrate`"
 	page = get_desktop_page(json.dumps({"name": "Sync Tweaks", "title": "Sync Tweaks"}))
 	assert {item.label for item in page["shortcuts"]["items"]} == {"Sync Job", "Sync Job Type"}
-	assert len(page["number_cards"]["items"]) == 3 and len(page["charts"]["items"]) == 1
+	assert len(page["number_cards"]["items"]) == 4 and len(page["charts"]["items"]) == 1
 
 
 def card_filters(card: dict) -> list[list]:

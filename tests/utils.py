@@ -19,6 +19,10 @@ FIXTURE_TYPES = (
 )
 
 
+# types tests create on the fly (their jobs and links are cleaned up like the fixtures')
+EXTRA_TYPES = ("ToDo to Note", "Test Two Way Forward", "Test Two Way Back", "Test ToDo Lineage")
+
+
 def make_source(title: str | None = None, items=None, **fields):
 	"""A committed Sync Test Source (workers in other processes must see it)."""
 	doc = frappe.get_doc(
@@ -97,7 +101,8 @@ def reset_state():
 	from sync_tweaks_tests.recorder import clear
 
 	frappe.db.rollback()
-	frappe.db.delete("Sync Job", {"sync_job_type": ["in", (*FIXTURE_TYPES, "ToDo to Note")]})
+	frappe.db.delete("Sync Job", {"sync_job_type": ["in", (*FIXTURE_TYPES, *EXTRA_TYPES)]})
+	frappe.db.delete("Sync Link", {"sync_job_type": ["in", (*FIXTURE_TYPES, *EXTRA_TYPES)]})
 	frappe.db.delete("Sync Test Target")
 	for name in FIXTURE_TYPES:
 		frappe.db.set_value(
@@ -114,6 +119,7 @@ def reset_state():
 				"verbose_logging": 0,
 				"queue": "default",
 				"run_as": None,
+				"on_conflict": "Overwrite",
 			},
 		)
 	frappe.db.commit()

@@ -14,6 +14,7 @@ class SyncJobStatus(str, Enum):
 	RELAYED = "Relayed"
 	NO_TARGET = "No Target"
 	CANCELED = "Canceled"
+	CONFLICT = "Conflict"
 
 	def __str__(self) -> str:
 		return self.value
@@ -26,8 +27,10 @@ TRANSITIONS: dict[SyncJobStatus, frozenset[SyncJobStatus]] = {
 	S.WAITING: frozenset({S.QUEUED, S.CANCELED}),
 	# Queued -> Waiting: a batch hands back the jobs it did not reach
 	S.QUEUED: frozenset({S.STARTED, S.WAITING, S.CANCELED}),
-	S.STARTED: frozenset({S.FINISHED, S.FAILED, S.SKIPPED, S.RELAYED, S.NO_TARGET}),
+	S.STARTED: frozenset({S.FINISHED, S.FAILED, S.SKIPPED, S.RELAYED, S.NO_TARGET, S.CONFLICT}),
 	S.FAILED: frozenset({S.WAITING, S.CANCELED}),
+	# Stop for Review: a person decides per field, then the job runs again with the decisions
+	S.CONFLICT: frozenset({S.WAITING, S.CANCELED}),
 }
 
 FINAL = frozenset({S.FINISHED, S.SKIPPED, S.RELAYED, S.NO_TARGET, S.CANCELED})
@@ -36,7 +39,7 @@ ACTIVE = frozenset({S.QUEUED, S.STARTED})
 # statuses a job can be in while work is still ahead of it (Failed may retry, but is not open)
 OPEN = frozenset({S.PENDING, S.WAITING, S.QUEUED, S.STARTED})
 # nothing happens to the job until a person or a scheduled retry acts: Desk stops following it
-SETTLED = FINAL | {S.FAILED}
+SETTLED = FINAL | {S.FAILED, S.CONFLICT}
 # final statuses after which the `finished` hook runs
 FINISHED_HOOK = frozenset({S.FINISHED, S.SKIPPED, S.RELAYED})
 
@@ -51,13 +54,15 @@ COLORS = {
 	S.RELAYED: "purple",
 	S.NO_TARGET: "cyan",
 	S.CANCELED: "darkgrey",
+	S.CONFLICT: "pink",
 }
 
 # what a user may do from each status, as offered by the form
 ACTIONS = {
 	"start": frozenset({S.PENDING}),
-	"cancel_sync": frozenset({S.PENDING, S.WAITING, S.QUEUED, S.FAILED}),
+	"cancel_sync": frozenset({S.PENDING, S.WAITING, S.QUEUED, S.FAILED, S.CONFLICT}),
 	"retry": frozenset({S.FAILED}),
+	"resolve": frozenset({S.CONFLICT}),
 	"dry_run_again": frozenset(SyncJobStatus) - ACTIVE,
 }
 

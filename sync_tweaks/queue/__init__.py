@@ -6,7 +6,8 @@ What is it?
 
 How does it work?
 	- `states` is the only place that changes a job's status. Each entry (`mark_waiting`,
-	  `mark_queued`, `mark_started`, `mark_done`, `mark_failed`, `requeue`, `cancel`, `defer`) sets its
+	  `mark_queued`, `mark_started`, `mark_done`, `mark_conflict`, `resolve`, `mark_failed`, `requeue`,
+	  `cancel`, `defer`) sets its
 	  side fields, frees the concurrency slot when the job stops holding it, asks for a dispatch after
 	  commit and publishes the change to Desk.
 	- `dispatcher` takes Waiting jobs whose concurrency key is free, marks them Queued under the key's
@@ -28,7 +29,10 @@ Invariants
 	1. At most one job per concurrency key is Queued or Started (the slot serialises the take; the
 	   database, read under row locks, is the truth).
 	2. A key's line: jobs of a key run in creation order. A Failed job with a retry pending holds its
-	   key's line (newer jobs wait behind it); one without retries left frees it.
+	   key's line (newer jobs wait behind it); one without retries left frees it. A Conflict job
+	   (Stop for Review) does not hold it: it may wait for a person for days, and a newer job of the
+	   pair reads the same target edit and stops on it too, so nothing is overwritten meanwhile;
+	   `resolve` puts it back in its key's line (in creation order).
 	3. The line rule: every key that is free and has Waiting jobs has a marked head (`next_in_key`) or
 	   a key dispatch requested after commit; the minute's maintenance re-marks any line left headless.
 	4. A Started job always has a live lease, or maintenance fails it within lease expiry + 60 s;

@@ -28,6 +28,8 @@ STATE_FIELDS = (
 	"time_taken",
 	"error_message",
 	"cancel_reason",
+	"conflict_count",
+	"conflict_decisions",
 )
 
 
@@ -109,6 +111,17 @@ def mark_started(job, user: str | None = None):
 def mark_done(job, status: S, **fields):
 	"""Started -> Finished, Skipped, Relayed or No Target."""
 	_write(job, status, retry_after=None, due_at=0, deadline_at=0, **fields)
+
+
+def mark_conflict(job, **fields):
+	"""Started -> Conflict (Stop for Review): nothing was written; the job frees its slot and its
+	line (newer jobs of the key run; they stop on the same edit), and waits for `resolve`."""
+	_write(job, S.CONFLICT, retry_after=None, due_at=0, deadline_at=0, **fields)
+
+
+def resolve(job, decisions: dict):
+	"""Conflict -> Waiting with a person's per-field decisions; the job runs again and applies them."""
+	_write(job, S.WAITING, retry_after=None, due_at=0, error_message=None, conflict_decisions=decisions)
 
 
 def mark_failed(job, error_message: str, retryable: bool = True, **fields):

@@ -217,9 +217,8 @@ def record_outcome(job, outcome, started: float, delivery: str | None):
 		raise JobSuperseded(job.name)
 	transactions.hand_over_before_save(job)
 	keep = job.verbose_logging
-	states.mark_done(
-		job,
-		outcome.status,
+	fields = dict(
+		conflict_count=job.get("conflict_count") or 0,
 		operation=outcome.operation or job.operation,
 		target_document_type=outcome.target_document_type or job.target_document_type,
 		target_document_name=outcome.target_document_name or job.target_document_name,
@@ -231,6 +230,10 @@ def record_outcome(job, outcome, started: float, delivery: str | None):
 		multiple_target_documents=job.multiple_target_documents,
 		**timing(started),
 	)
+	if outcome.status == S.CONFLICT:
+		states.mark_conflict(job, **fields)
+	else:
+		states.mark_done(job, outcome.status, **fields)
 
 
 def record_failure(

@@ -35,6 +35,36 @@ def render_diff(diff: dict | str | None) -> str:
 	return (
 		'<table class="table table-bordered table-sm sync-job-diff">'
 		f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+	) + render_conflicts(diff.get("conflicts"))
+
+
+CHOICE_LABELS = {"source": "Took source", "target": "Kept target", None: "Waiting for review"}
+
+
+def render_conflicts(conflicts: list[dict] | None) -> str:
+	"""The conflicts marked in a diff: field, last synced, target now, source wants, choice."""
+	if not conflicts:
+		return ""
+	labels = (_("Conflict"), _("Last Synced"), _("Target Now"), _("Source Wants"), _("Choice"))
+	head = "".join(f"<th>{escape_html(label)}</th>" for label in labels)
+	rows = "".join(
+		"<tr>"
+		+ "".join(
+			f"<td>{cell}</td>"
+			for cell in (
+				escape_html(conflict.get("path") or ""),
+				_value(conflict.get("synced")),
+				_value(conflict.get("now")),
+				_value(conflict.get("wants")),
+				escape_html(_(CHOICE_LABELS.get(conflict.get("choice"), ""))),
+			)
+		)
+		+ "</tr>"
+		for conflict in conflicts
+	)
+	return (
+		'<table class="table table-bordered table-sm sync-job-conflicts">'
+		f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 	)
 
 

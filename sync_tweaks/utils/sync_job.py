@@ -8,7 +8,8 @@ Example (a doc hook):
 		enqueue_sync_job("Customer to SAP", source_doc=doc, trigger_type="Document Hook", triggered_by_doc=doc)
 
 Jobs are inserted in the caller's transaction and pushed to RQ only after it commits: if it rolls
-back, no job exists and nothing runs. Nothing here commits.
+back, no job exists and nothing runs. Nothing here commits. A request made while a sync job writes
+its target, for the reverse job of the same pair, is an echo: no job, None (`sync_tweaks.echo`).
 """
 
 from datetime import timedelta
@@ -18,6 +19,7 @@ import frappe
 from frappe import _
 from frappe.utils import now_datetime
 
+from sync_tweaks import echo
 from sync_tweaks.engine.request import (
 	BEHAVIOUR_FLAGS,
 	TRIGGER_FIELDS,
@@ -52,7 +54,8 @@ def create_sync_job(sync_job_type: str | dict | None = None, **params: Any):
 
 	Returns:
 		The Sync Job: Pending, or Waiting (queued once its slot is free) with `queue_on_insert`; an
-		identical job that has not started yet when the type coalesces duplicates.
+		identical job that has not started yet when the type coalesces duplicates; None for the echo
+		of a sync job's own write (the reverse job of the pair it is writing, see sync_tweaks.echo).
 	"""
 	request = parse_request(sync_job_type, params)
 	if request.queue_on_insert is None:
@@ -106,8 +109,11 @@ def parse_request(sync_job_type, params: dict) -> SyncJobRequest:
 
 
 def insert_job(request: SyncJobRequest):
-	"""Insert the job `request` describes, or merge it into an identical job not started yet."""
+	"""Insert the job `request` describes, or merge it into an identical job not started yet;
+	None when it is the echo of the running job's write."""
 	job_type = get_job_type(request.sync_job_type)
+	if echo.is_echo(request, job_type):
+		return None
 	validate_queue(request.queue)
 	if job_type.coalesce_duplicates and not request.parent_sync_job:
 		existing = find_duplicate(request, job_type)

@@ -8,3 +8,9 @@ app_license = "mit"
 required_apps = []
 
 before_install = "sync_tweaks_tests.install.before_install"
+
+# the no-loops tests' two-way pair (sync_tweaks_tests.two_way): only titles starting "two-way" sync
+doc_events = {
+	"Sync Test Source": {"on_update": "sync_tweaks_tests.two_way.on_update"},
+	"Sync Test Target": {"on_update": "sync_tweaks_tests.two_way.on_update"},
+}

@@ -64,6 +64,7 @@ function watch_without_realtime(frm) {
 
 function add_action_button(frm, action) {
 	const spec = SYNC_JOB_ACTIONS[action];
+	if (!spec) return; // resolve: drawn with the conflicts table (public/js/sync_conflicts.js)
 	const button = frm.add_custom_button(spec.label, () => {
 		if (spec.ask_reason) {
 			frappe.prompt(

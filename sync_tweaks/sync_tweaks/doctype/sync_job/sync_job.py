@@ -8,6 +8,7 @@ from frappe import _
 from frappe.model.document import Document
 from frappe.utils import add_days, now_datetime
 
+from sync_tweaks.engine import conflicts
 from sync_tweaks.engine import status as st
 from sync_tweaks.engine.request import (
 	TYPE_FILLED,
@@ -38,6 +39,9 @@ class SyncJob(Document):
 		cancel_reason: DF.SmallText | None
 		coalesced_count: DF.Int
 		concurrency_key: DF.Data | None
+		conflict_count: DF.Int
+		conflict_decisions: DF.JSON | None
+		conflicts_html: DF.HTML
 		context: DF.JSON | None
 		current_data: DF.Code | None
 		deadline_at: DF.Float
@@ -74,6 +78,7 @@ class SyncJob(Document):
 			"Relayed",
 			"No Target",
 			"Canceled",
+			"Conflict",
 		]
 		sync_job_type: DF.Link
 		target_document_name: DF.DynamicLink | None
@@ -96,6 +101,7 @@ class SyncJob(Document):
 
 		self.set_onload("allowed_actions", st.allowed_actions(self.status) if self.status else [])
 		self.set_onload("diff_html", render_diff(self.diff_summary))
+		self.set_onload("conflicts", label_conflicts(self.target_document_type, self.get_conflicts()))
 
 	def before_insert(self):
 		job_type = get_job_type(self.sync_job_type)
@@ -166,6 +172,13 @@ class SyncJob(Document):
 	def get_trigger_document(self):
 		return get_document_even_if_deleted(self.triggered_by_document_type, self.triggered_by_document_name)
 
+	def get_conflicts(self) -> list[dict]:
+		"""The conflicts this job found (last synced / target now / source wants, and the choice)."""
+		diff = frappe.parse_json(self.diff_summary) if self.diff_summary else None
+		if not isinstance(diff, dict):
+			return []
+		return diff.get("conflicts") or []
+
 	def get_target_document(self, for_update: bool = False):
 		if not (self.target_document_type and self.target_document_name):
 			return None
@@ -186,6 +199,11 @@ class SyncJob(Document):
 		act(self.name, "retry", check_permission=True)
 
 	@frappe.whitelist(methods=["POST"])
+	def resolve(self, decisions: str | dict | None = None):
+		"""Run a Conflict job again with a choice per field: {path: "source" | "target"}."""
+		act(self.name, "resolve", decisions=decisions, check_permission=True)
+
+	@frappe.whitelist(methods=["POST"])
 	def dry_run_again(self) -> str:
 		return act(self.name, "dry_run_again", check_permission=True).name
 
@@ -193,7 +211,8 @@ class SyncJob(Document):
 	def clear_old_logs(days: int = 30):
 		"""Log Settings cleanup: delete jobs older than `days` that are done and have no open children."""
 		cutoff = add_days(now_datetime(), -days)
-		closed = tuple(s.value for s in st.SyncJobStatus if s not in st.OPEN)
+		# a Conflict job waits for a person: it is kept until someone resolves or cancels it
+		closed = tuple(s.value for s in st.SyncJobStatus if s not in st.OPEN and s != st.S.CONFLICT)
 		while names := frappe.db.sql_list(
 			"""select job.name from `tabSync Job` job where job.status in %(closed)s and job.modified < %(cutoff)s
 			and not exists (select 1 from `tabSync Job` child where child.parent_sync_job=job.name
@@ -203,11 +222,17 @@ class SyncJob(Document):
 			frappe.db.delete("Sync Job", {"name": ["in", names]})
 
 
-def act(name: str, action: str, reason: str | None = None, check_permission: bool = False):
-	"""Do a user action (start, cancel_sync, retry, dry_run_again) on the stored job, read under lock.
-
-	The Desk buttons, bulk actions and the CLI all come here. Returns the job (or its dry-run copy).
-	"""
+def act(
+	name: str,
+	action: str,
+	reason: str | None = None,
+	check_permission: bool = False,
+	decisions: str | dict | None = None,
+):
+	"""Do a user action (start, cancel_sync, retry, resolve, dry_run_again) on the stored job, read
+	under lock. `resolve` takes `decisions` ({path: "source" | "target"}, or one of those for every
+	conflict). The Desk buttons, bulk actions and the CLI all come here. Returns the job (or its
+	dry-run copy)."""
 	job = frappe.get_doc("Sync Job", name, for_update=True)
 	if check_permission:
 		job.check_permission("write")
@@ -227,12 +252,54 @@ def act(name: str, action: str, reason: str | None = None, check_permission: boo
 		states.cancel(job, reason)
 	elif action == "retry":
 		states.mark_waiting(job, error_message=None)
+	elif action == "resolve":
+		states.resolve(job, json.dumps(checked_decisions(job, decisions), default=str))
 	else:
 		return insert_job(dry_run_request(job))
 	return job
 
 
-ACTION_VERBS = {"start": "start", "cancel_sync": "cancel", "retry": "retry", "dry_run_again": "dry-run"}
+ACTION_VERBS = {
+	"start": "start",
+	"cancel_sync": "cancel",
+	"retry": "retry",
+	"resolve": "resolve",
+	"dry_run_again": "dry-run",
+}
+
+
+def checked_decisions(job, decisions) -> dict:
+	"""The decisions to store: one choice per open conflict, each against the target value shown."""
+	if isinstance(decisions, str):
+		if decisions in conflicts.CHOICES:
+			decisions = {c["path"]: decisions for c in job.get_conflicts() if not c.get("choice")}
+		else:
+			try:
+				decisions = json.loads(decisions)
+			except ValueError:
+				frappe.throw(_("Decisions must be JSON"), SyncJobError)
+	try:
+		return conflicts.decide(job.get_conflicts(), decisions)
+	except conflicts.DecisionError as e:
+		frappe.throw(_(e.template).format(*e.args_), SyncJobError)
+
+
+def label_conflicts(doctype: str | None, conflicts: list[dict]) -> list[dict]:
+	"""Give each conflict the label of its field (child-row fields: table label, row number, field)."""
+	if not conflicts or not doctype:
+		return conflicts
+	meta = frappe.get_meta(doctype)
+	for conflict in conflicts:
+		if not conflict.get("table"):
+			conflict["label"] = _(meta.get_label(conflict["field"]))
+			continue
+		table = meta.get_field(conflict["table"])
+		child = frappe.get_meta(table.options) if table else None
+		idx = frappe.db.get_value(table.options, conflict["row"], "idx") if table else None
+		table_label = _(table.label) if table else conflict["table"]
+		field_label = _(child.get_label(conflict["field"])) if child else conflict["field"]
+		conflict["label"] = f"{table_label} #{idx or conflict['row']} · {field_label}"
+	return conflicts
 
 
 def get_document_even_if_deleted(doctype: str | None, name: str | None):
@@ -279,8 +346,10 @@ def clear_all_logs():
 
 @frappe.whitelist(methods=["POST"])
 def bulk_action(action: str, names: str | list) -> dict:
-	"""Retry or cancel the selected jobs; returns what happened to each."""
-	methods = {"retry": "retry", "cancel": "cancel_sync"}
+	"""Retry, cancel or resolve (take source / keep target on every conflict) the selected jobs;
+	returns what happened to each."""
+	methods = {"retry": "retry", "cancel": "cancel_sync", "take_source": "resolve", "keep_target": "resolve"}
+	choices = {"take_source": conflicts.SOURCE, "keep_target": conflicts.TARGET}
 	if action not in methods:
 		frappe.throw(_("Unknown bulk action {0}").format(action), SyncJobError)
 	names = frappe.parse_json(names) if isinstance(names, str) else names
@@ -289,7 +358,7 @@ def bulk_action(action: str, names: str | list) -> dict:
 	result = {"done": [], "failed": {}}
 	for name in names[:BULK_LIMIT]:
 		try:
-			act(name, methods[action], check_permission=True)
+			act(name, methods[action], check_permission=True, decisions=choices.get(action))
 			result["done"].append(name)
 		except (frappe.ValidationError, frappe.DoesNotExistError, frappe.PermissionError) as e:
 			frappe.clear_last_message()

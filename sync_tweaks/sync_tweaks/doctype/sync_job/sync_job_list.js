@@ -12,6 +12,7 @@ const SYNC_JOB_COLORS = {
 	Relayed: "purple",
 	"No Target": "cyan",
 	Canceled: "darkgrey",
+	Conflict: "pink",
 };
 
 frappe.listview_settings["Sync Job"] = {
@@ -26,6 +27,9 @@ frappe.listview_settings["Sync Job"] = {
 		// status changes arrive through Frappe's own list_update, which every status change publishes
 		listview.page.add_action_item(__("Retry"), () => bulk_action(listview, "retry"));
 		listview.page.add_action_item(__("Cancel"), () => bulk_action(listview, "cancel"));
+		// Conflict jobs: the same choice for every conflicting field, then run again
+		listview.page.add_action_item(__("Take Source"), () => bulk_action(listview, "take_source"));
+		listview.page.add_action_item(__("Keep Target"), () => bulk_action(listview, "keep_target"));
 		if (frappe.user.has_role("System Manager")) {
 			listview.page.add_menu_item(__("Clear All Logs"), () => {
 				frappe.confirm(__("Delete every Sync Job?"), () =>

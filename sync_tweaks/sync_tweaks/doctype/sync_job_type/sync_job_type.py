@@ -31,6 +31,7 @@ class SyncJobType(Document):
 		is_standard: DF.Literal["No", "Yes"]
 		max_retries: DF.Int
 		module: DF.Link
+		on_conflict: DF.Literal["Overwrite", "Keep Target Edits", "Stop for Review"]
 		queue: DF.Data
 		retry_backoff: DF.Literal["Fixed", "Exponential"]
 		retry_delay: DF.Int
@@ -69,6 +70,7 @@ class SyncJobType(Document):
 				frappe.PermissionError,
 			)
 		self.refuse_with_open_jobs()
+		frappe.db.delete("Sync Link", {"sync_job_type": self.name})  # lineage of a type that is gone
 
 	def refuse_with_open_jobs(self):
 		"""Jobs still to run (or waiting for a retry) need their type: cancel them first."""
