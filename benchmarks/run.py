@@ -7,7 +7,8 @@ Real site (from the bench's sites folder, with the bench's Python):
 
 Starts and stops its own workers (`--queue default`); on a real site nothing else may consume that
 queue during the run. Scenarios: per-job overhead, parallel throughput, enqueue cost, dispatch cost
-with a backlog, bulk enqueue, batched execution, and the warm limit of the work itself.
+with a backlog, bulk enqueue, batched execution, the warm limit of the work itself, and the cost per
+job of conflict detection.
 """
 
 import argparse
@@ -35,6 +36,7 @@ SIZES = {
 	"drain_jobs": 2000,
 	"latency_jobs": 50,
 	"huge_jobs": 100000,
+	"conflict_jobs": 200,
 }
 QUICK = {
 	"jobs": 10,
@@ -49,6 +51,7 @@ QUICK = {
 	"drain_jobs": 100,
 	"latency_jobs": 5,
 	"huge_jobs": 2000,
+	"conflict_jobs": 30,
 }
 SCENARIOS = (
 	"overhead",
@@ -61,6 +64,7 @@ SCENARIOS = (
 	"drain",
 	"latency",
 	"huge",
+	"conflicts",
 )
 # long: only when asked for by name (--only huge)
 ON_REQUEST = ("huge",)
@@ -75,6 +79,7 @@ TITLES = {
 	"drain": "Draining a backlog",
 	"latency": "Latency of a lone job",
 	"huge": "100,000 waiting jobs",
+	"conflicts": "Conflict detection",
 }
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -103,6 +108,9 @@ def parse_args(argv=None):
 	parser.add_argument("--warmup", type=int, help="warm-up jobs per worker")
 	parser.add_argument("--drain-jobs", type=int, help="waiting jobs in the drain scenario")
 	parser.add_argument("--huge-jobs", type=int, help="waiting jobs in the huge scenario (--only huge)")
+	parser.add_argument(
+		"--conflict-jobs", type=int, help="Update jobs per round of the conflict-cost scenario"
+	)
 	return parser.parse_args(argv)
 
 
@@ -117,6 +125,7 @@ def sizes_from(args) -> dict:
 		"warmup",
 		"drain_jobs",
 		"huge_jobs",
+		"conflict_jobs",
 	):
 		if getattr(args, key) is not None:
 			sizes[key] = getattr(args, key)
@@ -187,6 +196,7 @@ def main(argv=None) -> int:
 			_log(f"{sizes['huge_jobs']} waiting jobs")
 			report["scenarios"]["huge"] = drain.huge(bench, limit)
 		for name, function in (
+			("conflicts", scenarios.conflict_cost),
 			("enqueue", scenarios.enqueue_cost),
 			("bulk", scenarios.bulk),
 			("dispatch", scenarios.dispatch_backlog),

@@ -20,7 +20,9 @@ from sync_tweaks.queue import dispatcher as dispatch
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 
 BENCH = "Bench Note Sync"
+CONFLICT_BENCH = "Bench Target Sync"  # a standard controller updating Sync Test Targets in place
 SOURCE = "Sync Test Source"
+TARGET = "Sync Test Target"
 QUEUE = "default"
 TASK = "sync_tweaks_tests.sync_tweaks_tests.sync_job_type.bench_note_sync.bench_note_sync.insert_note"
 OPEN = ("Pending", "Waiting", "Queued", "Started")
@@ -79,8 +81,10 @@ class Bench:
 		):
 			if job.concurrency_key:
 				slots.release(job.concurrency_key, job.name)
-		frappe.db.delete("Sync Job", {"sync_job_type": BENCH})
+		frappe.db.delete("Sync Job", {"sync_job_type": ["in", (BENCH, CONFLICT_BENCH)]})
+		frappe.db.delete("Sync Link", {"sync_job_type": ["in", (BENCH, CONFLICT_BENCH)]})
 		frappe.db.delete("Note", {"title": ["like", f"{self.tag}-%"]})
+		frappe.db.delete(TARGET, {"source": ["like", f"{self.tag}-%"]})
 		frappe.db.commit()
 		if empty_queue:
 			get_queue(QUEUE).empty()
@@ -147,19 +151,20 @@ class Bench:
 # fixture type and sources
 
 
-def ensure_bench_type():
-	"""Import the benchmark type from the fixture app if the site does not have it yet."""
-	if frappe.db.exists("Sync Job Type", BENCH):
+def ensure_bench_type(name: str = BENCH):
+	"""Import a benchmark type from the fixture app if the site does not have it yet."""
+	if frappe.db.exists("Sync Job Type", name):
 		return
 	import sync_tweaks_tests
 	from frappe.modules.import_file import import_file_by_path
 
+	folder = frappe.scrub(name)
 	path = os.path.join(
 		os.path.dirname(sync_tweaks_tests.__file__),
 		"sync_tweaks_tests",
 		"sync_job_type",
-		"bench_note_sync",
-		"bench_note_sync.json",
+		folder,
+		f"{folder}.json",
 	)
 	import_file_by_path(path, force=True)
 	frappe.db.commit()
@@ -370,6 +375,96 @@ def warm_limit(bench: Bench, cells: dict | None = None) -> dict:
 		"rows": rows,
 		"details": {"jobs": count, "limit_ms_per_job": 1000 / limit, "warm_ms_per_job": 1000 / warm},
 	}
+
+
+def conflict_cost(bench: Bench) -> dict:
+	"""Cost per Update job of conflict detection (read the pair's Sync Link under lock, compare, write
+	the synced state): warm Update jobs in this process, two source sets in alternating rounds, one
+	with detection, one with it patched out (the baseline); the best round of each counts."""
+	ensure_bench_type(CONFLICT_BENCH)
+	count = bench.sizes["conflict_jobs"]
+	sets = {mode: make_sources(f"{bench.tag}-conflict-{mode}", count) for mode in ("detection", "baseline")}
+	bench.host.set_config("sync_job_max_queued", count + 10)
+	bench.host.set_config("sync_job_batch_size", count)
+	per_job = {"detection": [], "baseline": []}
+	try:
+		for mode, sources in sets.items():  # Insert the targets (and, with detection, their links)
+			with _detection(mode):
+				_run_warm(sources)
+		for _round in range(max(3, 2 * bench.sizes["reps"])):
+			for mode, sources in sets.items():
+				frappe.db.sql(
+					f"update `tab{SOURCE}` set qty=qty+1 where name in %(names)s", {"names": sources}
+				)
+				frappe.db.commit()
+				with _detection(mode):
+					per_job[mode].append(_run_warm(sources) / count)
+		conflicts = frappe.db.count("Sync Job", {"sync_job_type": CONFLICT_BENCH, "conflict_count": [">", 0]})
+	finally:
+		bench.host.restore_config()
+		bench.purge()
+		frappe.db.delete(SOURCE, {"name": ["like", f"{bench.tag}-conflict-%"]})
+		frappe.db.commit()
+	detection, baseline = (min(per_job[mode]) * 1000 for mode in ("detection", "baseline"))
+	return {
+		"rows": [
+			row(
+				"ms/job, warm Update jobs with conflict detection / with it patched out",
+				detection,
+				baseline,
+				"ms",
+				detection / baseline,
+				target="≤ 1.25×",
+				met=detection / baseline <= 1.25,
+			)
+		],
+		"details": {
+			"jobs": count,
+			"detection_ms_per_job": per_job["detection"],
+			"baseline_ms_per_job": per_job["baseline"],
+			"cost_ms_per_job": detection - baseline,
+			"jobs_with_conflicts": conflicts,
+		},
+	}
+
+
+@contextlib.contextmanager
+def _detection(mode: str):
+	"""As is, or ("baseline") without conflict detection and without the synced state's write."""
+	from sync_tweaks import apply
+	from sync_tweaks.sync_tweaks.doctype.sync_link import sync_link
+
+	if mode != "baseline":
+		yield
+		return
+	saved = apply.SyncRun.check_conflicts, sync_link.record_write
+	apply.SyncRun.check_conflicts = lambda self, target_doc, outcome: (None, None)
+	sync_link.record_write = lambda job, synced, kept=None: None
+	try:
+		yield
+	finally:
+		apply.SyncRun.check_conflicts, sync_link.record_write = saved
+
+
+def _run_warm(sources: list[str]) -> float:
+	"""Enqueue one job per source and run them all in this process; seconds spent running them."""
+	with contextlib.redirect_stdout(io.StringIO()):
+		names = enqueue_sync_jobs(CONFLICT_BENCH, sources)
+	frappe.db.commit()  # dispatched to RQ, where no worker listens: this process runs them
+	batches: dict[str, list[str]] = {}
+	for name, job_id in frappe.get_all(
+		"Sync Job", filters={"name": ["in", names]}, fields=["name", "job_id"], as_list=True
+	):
+		batches.setdefault(job_id, []).append(name)
+	started = time.perf_counter()
+	for job_id, batch in batches.items():
+		worker.run_batch(batch, job_id)
+	elapsed = time.perf_counter() - started
+	failed = frappe.db.count("Sync Job", {"name": ["in", names], "status": ["!=", "Finished"]})
+	if failed:
+		raise RuntimeError(f"{failed} conflict-cost jobs did not finish")
+	get_queue(QUEUE).empty()
+	return elapsed
 
 
 def enqueue_cost(bench: Bench) -> dict:

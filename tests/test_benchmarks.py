@@ -13,9 +13,20 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-SCENARIOS = {"overhead", "parallel", "enqueue", "dispatch", "bulk", "batched", "limit", "drain", "latency"}
+SCENARIOS = {
+	"overhead",
+	"parallel",
+	"enqueue",
+	"dispatch",
+	"bulk",
+	"batched",
+	"limit",
+	"drain",
+	"latency",
+	"conflicts",
+}
 TINY = ["--jobs", "4", "--warmup", "1", "--enqueue-calls", "20", "--bulk-sources", "40"]
-TINY += ["--backlogs", "0,20,60", "--dispatch-rounds", "2", "--drain-jobs", "12"]
+TINY += ["--backlogs", "0,20,60", "--dispatch-rounds", "2", "--drain-jobs", "12", "--conflict-jobs", "6"]
 
 
 def test_quick_run_prints_a_table_and_writes_every_scenario(host, tmp_path):
@@ -48,6 +59,7 @@ def test_quick_run_prints_a_table_and_writes_every_scenario(host, tmp_path):
 		"Batched",
 		"Draining a backlog",
 		"Latency of a lone job",
+		"Conflict detection",
 	):
 		assert f"| {title}" in result.stdout
 
