@@ -42,6 +42,9 @@ def get_rows(doctype: str, name: str) -> list[dict]:
 	rows = []
 	for link in sync_link.lineage(doctype, name):
 		other = ("target" if link.side == "source" else "source") + "_document_"
+		if link.job and not may_read_job(link):
+			link.update(job=None, status=None, job_owner=None, ended_at=None, job_modified=None)
+			link.update(conflict_count=0, diff_summary=None)
 		rows.append(
 			{
 				"sync_job_type": link.sync_job_type,
@@ -59,6 +62,26 @@ def get_rows(doctype: str, name: str) -> list[dict]:
 			}
 		)
 	return rows
+
+
+def may_read_job(link) -> bool:
+	"""Read permission on the link's last job (only-if-owner roles, user permissions), judged from
+	the row the lineage query read, without loading the job."""
+	if frappe.session.user == "Administrator":
+		return True
+	job = frappe.get_doc(
+		{
+			"doctype": "Sync Job",
+			"name": link.job,
+			"owner": link.job_owner,
+			"sync_job_type": link.sync_job_type,
+			"source_document_type": link.source_document_type,
+			"source_document_name": link.source_document_name,
+			"target_document_type": link.target_document_type,
+			"target_document_name": link.target_document_name,
+		}
+	)
+	return bool(frappe.has_permission("Sync Job", "read", doc=job))
 
 
 # the framework's own records never carry lineage

@@ -159,3 +159,23 @@ def test_a_controller_can_opt_in_to_the_echo(two_way_types):
 	run_queued(max_rounds=1)
 	assert frappe.db.get_value("Sync Job", job.name, "status") == "Finished"
 	assert [job_type for job_type, _status in jobs_of_pair()] == [two_way.FORWARD, two_way.BACK]
+
+
+def test_lineage_hides_the_last_job_from_a_user_who_may_not_read_that_job(monkeypatch):
+	source, target, job = synced_source()
+	real = frappe.has_permission
+	asked = []
+
+	def only_own_jobs(doctype=None, ptype="read", doc=None, *args, **kwargs):
+		if doctype == "Sync Job" and doc is not None:
+			asked.append(doc.name)
+			return doc.owner == "lineage-owner@example.com"
+		return real(doctype, ptype, doc, *args, **kwargs)
+
+	with as_user("lineage-sm@example.com", ["System Manager"]):
+		monkeypatch.setattr(frappe, "has_permission", only_own_jobs)
+		rows = lineage.get_rows("Sync Test Target", target)
+	assert asked == [job]
+	assert [(row["sync_job_type"], row["job"], row["status"], row["diff_html"]) for row in rows] == [
+		("Test Single Sync", None, None, "")
+	]

@@ -6,8 +6,9 @@ from frappe import _
 from frappe.utils import escape_html
 
 
-def render_diff(diff: dict | str | None) -> str:
-	"""Field / old / new rows, then child-table rows grouped as added, removed and changed."""
+def render_diff(diff: dict | str | None, conflicts: bool = True) -> str:
+	"""Field / old / new rows, then child-table rows grouped as added, removed and changed; then the
+	conflicts (unless the caller shows them itself, as the Sync Job form does)."""
 	if not diff:
 		return ""
 	if isinstance(diff, str):
@@ -35,7 +36,7 @@ def render_diff(diff: dict | str | None) -> str:
 	return (
 		'<table class="table table-bordered table-sm sync-job-diff">'
 		f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-	) + render_conflicts(diff.get("conflicts"))
+	) + (render_conflicts(diff.get("conflicts")) if conflicts else "")
 
 
 CHOICE_LABELS = {"source": "Took source", "target": "Kept target", None: "Waiting for review"}

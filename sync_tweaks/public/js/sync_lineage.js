@@ -12,9 +12,16 @@ const SYNC_LINEAGE_COLORS = {
 	Canceled: "darkgrey",
 };
 
-$(document).on("form-refresh", (event, frm) => render_sync_lineage(frm));
+$(document).on("form-refresh", (event, frm) => {
+	// frappe.realtime drops listeners added before Desk created its socket: listen on first use
+	if (!window.sync_lineage_listening && frappe.realtime.socket) {
+		window.sync_lineage_listening = true;
+		frappe.realtime.on("sync_lineage", refresh_sync_lineage);
+	}
+	render_sync_lineage(frm);
+});
 
-frappe.realtime.on("sync_lineage", (data) => {
+function refresh_sync_lineage(data) {
 	const frm = window.cur_frm;
 	if (!frm || frm.doctype !== data.doctype || frm.docname !== data.name) return;
 	frappe
@@ -24,7 +31,7 @@ frappe.realtime.on("sync_lineage", (data) => {
 			frm.doc.__onload.sync_lineage = rows;
 			render_sync_lineage(frm);
 		});
-});
+}
 
 function render_sync_lineage(frm) {
 	if (!frm.dashboard || !frm.dashboard.parent) return;

@@ -100,7 +100,7 @@ class SyncJob(Document):
 		from sync_tweaks.utils.diff_html import render_diff
 
 		self.set_onload("allowed_actions", st.allowed_actions(self.status) if self.status else [])
-		self.set_onload("diff_html", render_diff(self.diff_summary))
+		self.set_onload("diff_html", render_diff(self.diff_summary, conflicts=False))  # sync_conflicts.js
 		self.set_onload("conflicts", label_conflicts(self.target_document_type, self.get_conflicts()))
 
 	def before_insert(self):
