@@ -121,12 +121,28 @@ def retry(context, name, all_failed, sync_job_type):
 @click.option("--reason", help="Why, recorded on the job.")
 @pass_context
 def cancel(context, name, reason):
-	"""Cancel job NAME (Pending, Waiting, Queued or Failed); a canceled job never runs."""
+	"""Cancel job NAME (Pending, Waiting, Queued, Failed or Conflict); a canceled job never runs."""
 	with connected(context), refused():
 		get_job(name)
 		act(name, "cancel_sync", reason)
 		frappe.db.commit()
 		click.echo(_("Canceled Sync Job {0}").format(name))
+
+
+@sync_job.command("resolve")
+@click.argument("name")
+@click.option("--take", type=click.Choice(["source", "target"]), help="The same choice for every conflict.")
+@click.option("--decisions", "decisions_json", help='JSON object: {"field": "source" | "target", ...}.')
+@pass_context
+def resolve(context, name, take, decisions_json):
+	"""Run Conflict job NAME again with a choice per conflicting field (its form shows them)."""
+	if bool(take) == bool(decisions_json):
+		raise click.UsageError(_("Give either --take or --decisions"))
+	with connected(context), refused():
+		get_job(name)
+		act(name, "resolve", decisions=take or decisions_json)
+		frappe.db.commit()
+		click.echo(_("Sync Job {0} runs again with the decisions").format(name))
 
 
 @sync_job.command("stats")

@@ -189,7 +189,10 @@ def test_cancel_with_reason_and_refusal_of_a_final_job(cli):
 		"not needed",
 	)
 	result = cli("cancel", job.name)
-	assert result.exit_code == 1 and "it is Canceled (only Pending, Waiting, Queued, Failed)" in result.output
+	assert (
+		result.exit_code == 1
+		and "it is Canceled (only Pending, Waiting, Queued, Failed, Conflict)" in result.output
+	)
 
 
 def test_stats_counts_per_status_and_type_with_percentiles(cli):
@@ -235,3 +238,20 @@ def test_run_refuses_to_jump_its_line(cli):
 	result = cli("run", newer)
 	assert result.exit_code == 1 and f"Sync Job {older} is older and waits before it" in result.output
 	assert frappe.db.get_value("Sync Job", newer, "status") == "Waiting"
+
+
+def test_resolve_reruns_a_conflict_job_with_one_choice_or_per_field(cli):
+	from tests.test_conflicts import hand_edited, sync, target_of
+
+	source = hand_edited("Stop for Review")
+	job = sync(source)
+	assert cli("resolve", job.name).exit_code == 2  # neither --take nor --decisions
+	bad = cli("resolve", job.name, "--decisions", '{"title": "source"}')
+	assert bad.exit_code == 1 and "No open conflict on title" in bad.output
+	result = cli("resolve", job.name, "--take", "target")
+	assert result.exit_code == 0, result.output
+	run_queued()
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Finished"
+	assert target_of(source).qty == 5
+	again = cli("resolve", job.name, "--decisions", '{"qty": "source"}')
+	assert again.exit_code == 1 and "Cannot resolve" in again.output
