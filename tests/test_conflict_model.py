@@ -34,6 +34,7 @@ class World:
 		self.synced, self.kept = dict(self.target), {}
 		self.sync_value = dict(self.target)  # what the sync last wrote to (or confirmed on) each field
 		self.stopped = None  # the open conflicts of the last stopped sync
+		self.stopped_on = None  # the target as that sync found it
 		self.decisions = {}
 
 	def sync(self, policy: str, decisions: dict | None = None):
@@ -45,6 +46,7 @@ class World:
 		if plan.open:
 			assert policy == c.STOP
 			self.stopped = [conflict.as_dict() for conflict in plan.conflicts]
+			self.stopped_on = dict(before)
 			return plan, before  # nothing written
 		after = dict(wants)
 		for path, (now, _wants) in plan.keep.items():
@@ -73,11 +75,14 @@ def test_no_edit_is_overwritten_silently_and_a_kept_edit_is_asked_about_once(act
 			world.target[arg] = value
 		elif kind == "source":
 			world.source[arg] = value
-		elif kind == "decide" and world.stopped:
+		elif kind == "decide" and world.stopped:  # a person decides every open conflict the same way
 			open_conflicts = [conflict for conflict in world.stopped if not conflict["choice"]]
 			decisions = c.decide(world.stopped, {conflict["path"]: arg for conflict in open_conflicts})
+			edited_since = {path for path in FIELDS if world.target[path] != world.stopped_on[path]}
 			plan, _after = world.sync(c.STOP, decisions)
-			assert not plan.open  # nothing changed since the decision: it applies
+			# a decision applies while the target holds what the person saw; edited again, it asks
+			# again (and a source that moved meanwhile may raise new conflicts)
+			assert {conflict.path for conflict in plan.open} & set(decisions) <= edited_since, plan
 		elif kind == "sync":
 			target_before = dict(world.target)
 			plan, _after = world.sync(arg)

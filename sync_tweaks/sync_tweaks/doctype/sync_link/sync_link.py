@@ -77,6 +77,7 @@ def load_state(job) -> tuple[dict | None, dict]:
 	)
 	if not rows:
 		return None, {}
+	job.flags.sync_link_locked = name  # the write after the save needs no second look
 	synced, kept = rows[0]
 	return (json.loads(synced) if synced else None), (json.loads(kept) if kept else {})
 
@@ -109,7 +110,9 @@ def _upsert(job, **fields):
 	if not name:
 		return
 	fields["last_sync_job"] = job.name
-	if frappe.db.sql("select name from `tabSync Link` where name=%s for update", name):
+	if job.flags.get("sync_link_locked") == name or frappe.db.sql(
+		"select name from `tabSync Link` where name=%s for update", name
+	):
 		assignments = ", ".join(f"`{field}`=%({field})s" for field in fields)
 		frappe.db.sql(
 			f"update `tabSync Link` set {assignments}, modified=%(modified)s where name=%(name)s",
