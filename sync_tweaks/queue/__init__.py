@@ -6,10 +6,9 @@ What is it?
 
 How does it work?
 	- `states` is the only place that changes a job's status. Each entry (`mark_waiting`,
-	  `mark_queued`, `mark_started`, `mark_done`, `mark_conflict`, `resolve`, `mark_failed`, `requeue`,
-	  `cancel`, `defer`) sets its
-	  side fields, frees the concurrency slot when the job stops holding it, asks for a dispatch after
-	  commit and publishes the change to Desk.
+	  `mark_queued`, `mark_started`, `mark_done`, `mark_conflict`, `resolve`, `mark_failed`,
+	  `requeue`, `cancel`, `defer`) sets its side fields, frees the concurrency slot when the job
+	  stops holding it, asks for a dispatch after commit and publishes the change to Desk.
 	- `dispatcher` takes Waiting jobs whose concurrency key is free, marks them Queued under the key's
 	  Redis `slots` lock and pushes them to RQ after the transaction commits (`after_commit` does all
 	  post-commit work in one callback that never raises into the caller).
