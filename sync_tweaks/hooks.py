@@ -32,5 +32,7 @@ persistent_cache_keys = ["sync_tweaks:*"]
 
 # lineage: the form of any synced source or target shows its links (one indexed query, and none at
 # all for doctypes that were never synced)
-doc_events = {"*": {"onload": "sync_tweaks.lineage.onload"}}
+doc_events = {
+	"*": {"onload": "sync_tweaks.lineage.onload", "after_rename": "sync_tweaks.lineage.after_rename"}
+}
 app_include_js = ["/assets/sync_tweaks/js/sync_lineage.js", "/assets/sync_tweaks/js/sync_conflicts.js"]

@@ -26,6 +26,11 @@ def onload(doc, method=None):
 		doc.set_onload(ONLOAD_KEY, rows)
 
 
+def after_rename(doc, method=None, old=None, new=None, merge=False):
+	"""A `doc_events["*"]` hook: links are named after their pair, so they follow a rename."""
+	sync_link.follow_rename(doc.doctype, new or doc.name)
+
+
 @frappe.whitelist()
 def get_lineage(doctype: str, name: str) -> list[dict]:
 	"""The lineage of a document the user may read (for the live refresh of an open form)."""

@@ -235,3 +235,21 @@ def test_a_conflict_job_does_not_hold_its_line():
 	run_queued()
 	assert frappe.db.get_value("Sync Job", first.name, "status") == "Canceled"
 	assert (target_of(source).title, target_of(source).qty) == ("third", 5)
+
+
+def test_a_renamed_target_keeps_its_last_synced_state(host):
+	if not host.real:
+		pytest.skip("the stand-in has no frappe.rename_doc")
+	source = hand_edited("Overwrite")
+	old = target_of(source).name
+	new = frappe.rename_doc("Sync Test Target", old, "renamed-" + old, force=True)
+	frappe.db.commit()
+	[link] = frappe.get_all("Sync Link", filters={"source_document_name": source.name}, fields=["*"])
+	assert link.target_document_name == new
+	assert link.name == sync_link.link_name(TYPE, "Sync Test Source", source.name, "Sync Test Target", new)
+	job = sync(source)
+	assert (job.status, job.target_document_name, conflicts_of(job)) == (
+		"Finished",
+		new,
+		[("qty", 1, 5, 1, "source")],
+	)

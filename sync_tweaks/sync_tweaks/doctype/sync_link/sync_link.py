@@ -110,8 +110,10 @@ def _upsert(job, **fields):
 	if not name:
 		return
 	fields["last_sync_job"] = job.name
+	# not a locking read: on a missing row it would take a gap lock, and two jobs inserting links
+	# into the same gap would deadlock (the pair's target lock already orders its writers)
 	if job.flags.get("sync_link_locked") == name or frappe.db.sql(
-		"select name from `tabSync Link` where name=%s for update", name
+		"select name from `tabSync Link` where name=%s", name
 	):
 		assignments = ", ".join(f"`{field}`=%({field})s" for field in fields)
 		frappe.db.sql(
@@ -144,6 +146,38 @@ def _upsert(job, **fields):
 			frappe.cache().delete_value(LINKED_DOCTYPES_KEY)
 			frappe.db.after_commit.add(forget_linked_doctypes)
 	_announce(job)
+
+
+def follow_rename(doctype: str, new: str):
+	"""After Frappe renamed a document (and with it the links' fields that name it), give its links
+	the names of their new pairs; a merge keeps the row the surviving pair already has."""
+	if doctype == "Sync Job Type":
+		condition = "sync_job_type=%(name)s"
+	elif doctype in linked_doctypes():
+		condition = """(source_document_type=%(doctype)s and source_document_name=%(name)s)
+			or (target_document_type=%(doctype)s and target_document_name=%(name)s)"""
+	else:
+		return
+	rows = frappe.db.sql(
+		f"""select name, sync_job_type, source_document_type, source_document_name,
+		target_document_type, target_document_name from `tabSync Link` where {condition}""",
+		{"doctype": doctype, "name": new},
+		as_dict=True,
+	)
+	for row in rows:
+		wanted = link_name(
+			row.sync_job_type,
+			row.source_document_type,
+			row.source_document_name,
+			row.target_document_type,
+			row.target_document_name,
+		)
+		if wanted == row.name:
+			continue
+		if frappe.db.exists("Sync Link", wanted):
+			frappe.db.delete("Sync Link", {"name": row.name})
+		else:
+			frappe.db.sql("update `tabSync Link` set name=%s where name=%s", (wanted, row.name))
 
 
 def _announce(job):
