@@ -90,8 +90,11 @@ def run(context, name):
 @click.argument("name", required=False)
 @click.option("--failed", "all_failed", is_flag=True, help="Retry every Failed job.")
 @click.option("--type", "sync_job_type", help="With --failed: only jobs of this Sync Job Type.")
+@click.option(
+	"--signature", help="With --failed: only jobs failing with this error signature (see failures)."
+)
 @pass_context
-def retry(context, name, all_failed, sync_job_type):
+def retry(context, name, all_failed, sync_job_type, signature):
 	"""Retry the Failed job NAME, or every Failed job with --failed."""
 	if bool(name) == all_failed:
 		raise click.UsageError(_("Give a Sync Job name or --failed"))
@@ -105,6 +108,8 @@ def retry(context, name, all_failed, sync_job_type):
 			if sync_job_type:
 				get_job_type_or_fail(sync_job_type)
 				filters["sync_job_type"] = sync_job_type
+			if signature is not None:
+				filters["error_signature"] = signature
 			names = frappe.get_all("Sync Job", filters=filters, pluck="name", order_by="creation asc")
 			for i, job_name in enumerate(names, 1):
 				act(job_name, "retry")
@@ -171,6 +176,78 @@ def stats(context, as_json):
 		)
 		if numbers["ended_by_status"]:
 			click.echo("  " + ", ".join(f"{_(s)} {n}" for s, n in numbers["ended_by_status"].items()))
+
+
+@sync_job.command("pause")
+@click.argument("sync_job_type")
+@click.option("--reason", help="Why, shown on the type's form.")
+@pass_context
+def pause(context, sync_job_type, reason):
+	"""Pause TYPE on every worker at once: its jobs are accepted but none starts."""
+	with connected(context), refused():
+		from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import pause_type
+
+		get_job_type_or_fail(sync_job_type)
+		changed = pause_type(sync_job_type, reason or _("paused from the command line"))
+		frappe.db.commit()
+		click.echo((_("Paused {0}") if changed else _("{0} was already paused")).format(sync_job_type))
+
+
+@sync_job.command("resume")
+@click.argument("sync_job_type")
+@pass_context
+def resume(context, sync_job_type):
+	"""Resume TYPE: what waits is dispatched at once."""
+	with connected(context), refused():
+		from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import resume_type
+
+		get_job_type_or_fail(sync_job_type)
+		waiting = frappe.db.count("Sync Job", {"sync_job_type": sync_job_type, "status": "Waiting"})
+		changed = resume_type(sync_job_type)
+		frappe.db.commit()  # dispatches what waits
+		click.echo(
+			(_("Resumed {0} ({1} waiting)") if changed else _("{0} was not paused ({1} waiting)")).format(
+				sync_job_type, waiting
+			)
+		)
+
+
+@sync_job.command("failures")
+@click.option("--type", "sync_job_type", help="Only jobs of this Sync Job Type.")
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+@pass_context
+def failures(context, sync_job_type, as_json):
+	"""Failed jobs grouped by cause (error signature): count, first/last seen, types, retries left."""
+	with connected(context), refused():
+		from sync_tweaks import failures as failure_groups
+
+		if sync_job_type:
+			get_job_type_or_fail(sync_job_type)
+		groups = failure_groups.groups(sync_job_type)
+		if as_json:
+			click.echo(json.dumps(groups, indent=1, default=str))
+			return
+		if not groups:
+			click.echo(_("No failed Sync Jobs"))
+			return
+		for group in groups:
+			retries = (
+				_("NO RETRIES LEFT")
+				if not group.retrying
+				else _("{0} retry pending, {1} no retries left").format(group.retrying, group.no_retries_left)
+			)
+			click.echo(f"{group.count:>6}  {group.cause}")
+			click.echo(
+				"        "
+				+ _("signature {0} · {1} · first {2} · last {3} · {4}").format(
+					group.signature or "-", ", ".join(group.types), group.first_seen, group.last_seen, retries
+				)
+			)
+		click.echo(
+			_("Retry a group: bench --site {0} sync-job retry --failed --signature SIGNATURE").format(
+				frappe.local.site
+			)
+		)
 
 
 @sync_job.command("doctor")

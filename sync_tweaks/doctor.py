@@ -51,6 +51,7 @@ def run(sync_job_type: str | None = None) -> list[Finding]:
 		check_stuck_waiting,
 		check_overdue_retries,
 		check_lines_behind_retry,
+		check_paused,
 	):
 		try:
 			findings.extend(check(types, sync_job_type))
@@ -269,6 +270,27 @@ def check_lines_behind_retry(types: list, sync_job_type: str | None) -> list[Fin
 		)
 		for row in rows[:SHOWN]
 	]
+
+
+def check_paused(types: list, sync_job_type: str | None) -> list[Finding]:
+	"""Paused types: their jobs are accepted but none starts."""
+	findings = []
+	for job_type in types:
+		if not job_type.get("paused"):
+			continue
+		waiting = frappe.db.count("Sync Job", {"sync_job_type": job_type.name, "status": "Waiting"})
+		findings.append(
+			Finding(
+				"paused",
+				_("Sync Job Type {0} is paused ({1}); {2} job(s) wait").format(
+					job_type.name, job_type.get("paused_reason") or _("no reason given"), waiting
+				),
+				_("Resume it on its form or with `bench --site {0} sync-job resume {1}`").format(
+					frappe.local.site, job_type.name
+				),
+			)
+		)
+	return findings
 
 
 def _of_type(name: str, sync_job_type: str) -> bool:

@@ -23,6 +23,16 @@ class SyncJobFatalError(Exception):
 	"""Raise from a controller for a failure that retrying cannot fix: the job fails without retry."""
 
 
+class SyncJobRetryAfter(Exception):
+	"""Raise from a controller when the other side asks to wait (HTTP 429/503 Retry-After): the job
+	waits `seconds` and runs again without counting a retry, at most `max_deferrals` times."""
+
+	def __init__(self, seconds: float, reason: str | None = None):
+		self.seconds = max(float(seconds or 0), 0.0)
+		self.reason = reason or ""
+		super().__init__(f"retry after {self.seconds:g} s" + (f": {self.reason}" if self.reason else ""))
+
+
 class ControllerCommitted(SyncControllerError):
 	"""A controller committed the transaction: a code bug, never retried."""
 

@@ -9,6 +9,12 @@ required_apps = []
 
 export_python_type_annotations = True
 
+# form helpers that keep each Desk script short
+doctype_js = {
+	"Sync Job": "public/js/sync_job_progress.js",
+	"Sync Job Type": "public/js/sync_job_type_pause.js",
+}
+
 # standard Sync Job Types ship as JSON in {app}/{module}/sync_job_type/: Frappe syncs neither on install nor on migrate
 after_install = "sync_tweaks.install.after_install"
 after_migrate = "sync_tweaks.install.after_migrate"

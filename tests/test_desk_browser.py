@@ -599,3 +599,103 @@ def test_sync_job_form_rejoins_its_room_after_socketio_reconnects(page, workers)
 	wait_for_indicator(page, "Started")
 	wait_for_indicator(page, "Finished")
 	assert same_page(page)
+
+
+def test_pause_button_pauses_the_type_at_once_and_resume_brings_it_back(page):
+	open_form(page, "Sync Job Type", "Test Single Sync")
+	buttons = page.locator(".page-actions button").filter(visible=True)
+	buttons.filter(has_text="Pause").first.click()
+	dialog = page.locator(".modal.show .modal-dialog")
+	dialog.wait_for(state="visible")
+	dialog.locator("textarea[data-fieldname='reason']").fill("shop maintenance")
+	dialog.locator(".btn-primary").filter(has_text="Pause").click()
+	page.locator(".form-message").filter(has_text="Paused").first.wait_for(state="visible")
+	buttons.filter(has_text="Resume").first.wait_for(state="visible")
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job Type", "Test Single Sync", ["paused", "paused_reason"]) == (
+		1,
+		"shop maintenance",
+	)
+	job = enqueue_sync_job("Test Single Sync", source_doc=make_source())
+	frappe.db.commit()
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Waiting", "accepted, not started"
+	shot(page, "type-paused")
+
+	buttons.filter(has_text="Resume").first.click()
+	buttons.filter(has_text="Pause").first.wait_for(state="visible")
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job Type", "Test Single Sync", "paused") == 0
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Queued", "resume dispatched it"
+	assert not page.console_errors, page.console_errors
+
+
+def test_failures_report_groups_by_cause_and_retries_a_group(page):
+	set_type("Test Single Sync", max_retries=0)
+	names = [
+		enqueue_sync_job(
+			"Test Single Sync", source_doc=make_source(), context={"fail_with": f"Item ITEM-{n:04} is locked"}
+		).name
+		for n in (7, 8, 9)
+	]
+	other = enqueue_sync_job(
+		"Test Single Sync", source_doc=make_source(), context={"fail_with": "disk full"}
+	).name
+	frappe.db.commit()
+	run_queued()
+	page.goto("/app/query-report/Sync Job Failures")
+	rows = page.locator(".dt-row").filter(has_text="Item <name> is locked")
+	try:
+		rows.first.wait_for(state="visible")
+	except Exception:
+		shot(page, "error")
+		raise
+	text = rows.first.inner_text()
+	assert "3" in text and "no retries left" in text and "Test Single Sync" in text, text
+	assert page.locator(".dt-row").filter(has_text="disk full").count() >= 1
+	shot(page, "failures-report")
+
+	rows.first.locator("input[type='checkbox']").check()
+	page.locator(".page-actions button, .inner-group-button button, .btn").filter(
+		has_text="Retry All"
+	).first.click()
+	page.locator(".modal.show .btn-primary").filter(has_text="Yes").click()
+	deadline = time.monotonic() + 30
+	while time.monotonic() < deadline:
+		frappe.db.rollback()
+		if {frappe.db.get_value("Sync Job", n, "status") for n in names} <= {"Waiting", "Queued"}:
+			break
+		time.sleep(0.3)
+	assert {frappe.db.get_value("Sync Job", n, "status") for n in names} <= {"Waiting", "Queued"}
+	assert frappe.db.get_value("Sync Job", other, "status") == "Failed", "only the selected group"
+	shot(page, "failures-report-retried")
+
+
+def test_parent_form_shows_its_children_progress_live(page, workers):
+	from sync_tweaks.queue import worker
+
+	set_type("Test Multi Sync", concurrency="None")
+	parent = enqueue_sync_job(
+		"Test Multi Sync", source_doc=make_source(items=[("a", 1), ("b", 1), ("c", 1)]), context={"sleep": 1}
+	)
+	frappe.db.commit()
+	frappe.db.rollback()
+	worker.run_batch([parent.name], frappe.db.get_value("Sync Job", parent.name, "job_id"))
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job", parent.name, "status") == "Relayed"
+	open_form(page, "Sync Job", parent.name)
+	progress = page.locator(".sync-job-children")
+	progress.wait_for(state="visible")
+	assert "0 of 3 children done" in progress.inner_text()
+	wait_for_realtime(page, "Sync Job", parent.name)
+	page.evaluate("() => { window.__desk_marker = 'same page'; }")
+	shot(page, "parent-progress-start", top=False)
+	workers(2)
+	page.wait_for_function(
+		"() => (document.querySelector('.sync-job-children') || {}).innerText?.includes('3 of 3 children done')",
+		timeout=90_000,
+	)
+	assert page.evaluate("() => window.__desk_marker") == "same page", "the form was reloaded"
+	progress.scroll_into_view_if_needed()
+	shot(page, "parent-progress-done", top=False)
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job", parent.name, "children_done_at")

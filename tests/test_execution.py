@@ -168,6 +168,7 @@ def test_multiple_targets_relay_to_child_jobs_inheriting_flags():
 		"before_relay",
 		"after_relay",
 		"finished",
+		"on_children_done",  # once the children ran
 	]
 	children = json.loads(parent.multiple_target_documents)
 	assert len(children) == 3

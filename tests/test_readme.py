@@ -23,7 +23,7 @@ def python_samples() -> list[str]:
 
 
 def test_every_python_sample_is_covered():
-	assert len(python_samples()) == 3
+	assert len(python_samples()) == 4
 
 
 def test_controller_sample_is_the_demo_controller():
@@ -59,6 +59,48 @@ def test_doc_hook_and_dry_run_samples_run():
 	job = namespace["job"]
 	job.reload()
 	assert (job.status, job.dry_run) == ("Skipped", 1)
+
+
+def test_external_api_sample_is_the_demo_module_and_handles_429_and_idempotency(site_conf):
+	"""The worked example against a local HTTP server: 429 + Retry-After defers, 200 passes the job's
+	name as idempotency key, 400 is fatal."""
+	import http.server
+	import threading
+
+	from sync_tweaks.demo import external_api
+	from sync_tweaks.exceptions import SyncJobFatalError, SyncJobRetryAfter
+
+	assert python_samples()[3].strip() == inspect.getsource(external_api).strip()
+	answers, seen = [(429, {"Retry-After": "7"}), (200, {}), (400, {})], []
+
+	class Shop(http.server.BaseHTTPRequestHandler):
+		def do_POST(self):
+			seen.append(
+				(self.headers["Idempotency-Key"], self.rfile.read(int(self.headers["Content-Length"])))
+			)
+			code, headers = answers.pop(0)
+			self.send_response(code)
+			for key, value in headers.items():
+				self.send_header(key, value)
+			self.end_headers()
+
+		def log_message(self, *args):
+			pass
+
+	server = http.server.HTTPServer(("127.0.0.1", 0), Shop)
+	threading.Thread(target=server.serve_forever, daemon=True).start()
+	site_conf(shop_api_url=f"http://127.0.0.1:{server.server_port}/orders")
+	job, order = frappe._dict(name="job-1", dry_run=0), frappe._dict(name="SO-1", grand_total=10)
+	try:
+		with pytest.raises(SyncJobRetryAfter) as deferred:
+			external_api.execute(job, order)
+		assert deferred.value.seconds == 7 and "HTTP 429" in deferred.value.reason
+		assert external_api.execute(job, order) == {"operation": "Update"}
+		with pytest.raises(SyncJobFatalError):
+			external_api.execute(job, order)
+	finally:
+		server.shutdown()
+	assert [key for key, _body in seen] == ["job-1"] * 3 and b'"order": "SO-1"' in seen[0][1]
 
 
 def bash_samples() -> list[str]:

@@ -19,8 +19,22 @@ CONTROLLER_STATUS = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type
 DOCTOR = "sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type.get_doctor_findings"
 CHART = "sync_tweaks.stats.jobs_per_status_chart"
 LINEAGE = "sync_tweaks.lineage.get_lineage"
-ENDPOINTS = (ENQUEUE, GET_STATUS, CLEAR_ALL, BULK, CONTROLLER_STATUS, DOCTOR, CHART, LINEAGE)
+GROUP_ACTION = "sync_tweaks.failures.group_action"
+CHILDREN = "sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.get_children_progress"
+ENDPOINTS = (
+	ENQUEUE,
+	GET_STATUS,
+	CLEAR_ALL,
+	BULK,
+	CONTROLLER_STATUS,
+	DOCTOR,
+	CHART,
+	LINEAGE,
+	GROUP_ACTION,
+	CHILDREN,
+)
 DOC_METHODS = ("start", "cancel_sync", "retry", "resolve", "dry_run_again")
+TYPE_METHODS = ("pause", "resume")
 ANCHOR_SYSTEM_MANAGER = "sync-tweaks-system-manager@example.com"
 
 
@@ -97,6 +111,8 @@ def endpoint_args(cmd: str, job) -> dict:
 		DOCTOR: {"sync_job_type": "Test Single Sync"},
 		CHART: {},
 		LINEAGE: {"doctype": "Sync Test Source", "name": job.source_document_name},
+		GROUP_ACTION: {"action": "cancel", "signature": ""},
+		CHILDREN: {"name": job.name},
 	}[cmd]
 
 
@@ -123,9 +139,11 @@ def test_every_whitelisted_function_is_listed_here_and_in_the_readme():
 				found.update(
 					f"{value.__name__}.{attr}" for attr, fn in vars(value).items() if fn in frappe.whitelisted
 				)
-	assert found == set(ENDPOINTS) | {f"SyncJob.{m}" for m in DOC_METHODS}
+	assert found == set(ENDPOINTS) | {f"SyncJob.{m}" for m in DOC_METHODS} | {
+		f"SyncJobType.{m}" for m in TYPE_METHODS
+	}
 	readme = open(__file__.rsplit("/tests/", 1)[0] + "/README.md").read()
-	for endpoint in (*ENDPOINTS, *DOC_METHODS):
+	for endpoint in (*ENDPOINTS, *DOC_METHODS, *TYPE_METHODS):
 		assert endpoint.rsplit(".", 1)[-1] in readme, endpoint
 
 
@@ -148,9 +166,12 @@ def test_desk_user_without_roles_cannot_enqueue_or_act(job):
 		for method in DOC_METHODS:
 			with pytest.raises(frappe.PermissionError):
 				call_doc_method(job, method)
-		for cmd in (GET_STATUS, CONTROLLER_STATUS, DOCTOR, CHART, LINEAGE):
+		for cmd in (GET_STATUS, CONTROLLER_STATUS, DOCTOR, CHART, LINEAGE, GROUP_ACTION, CHILDREN):
 			with pytest.raises(frappe.PermissionError):
 				call(cmd, **endpoint_args(cmd, job))
+		for method in TYPE_METHODS:
+			with pytest.raises(frappe.PermissionError):
+				call_doc_method(frappe.get_doc("Sync Job Type", "Test Single Sync"), method)
 		result = call(BULK, action="cancel", names=[job.name])
 		assert job.name in result["failed"]
 	assert jobs() == before

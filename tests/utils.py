@@ -104,6 +104,7 @@ def reset_state():
 	frappe.db.delete("Sync Job", {"sync_job_type": ["in", (*FIXTURE_TYPES, *EXTRA_TYPES)]})
 	frappe.db.delete("Sync Link", {"sync_job_type": ["in", (*FIXTURE_TYPES, *EXTRA_TYPES)]})
 	frappe.db.delete("Sync Test Target")
+	frappe.db.delete("Notification Log", {"document_type": "Sync Job Type"})
 	for name in FIXTURE_TYPES:
 		frappe.db.set_value(
 			"Sync Job Type",
@@ -120,6 +121,13 @@ def reset_state():
 				"queue": "default",
 				"run_as": None,
 				"on_conflict": "Overwrite",
+				"rate_limit": 0,
+				"rate_period": 1,
+				"paused": 0,
+				"paused_reason": None,
+				"pause_after_failures": 0,
+				"expire_after": 0,
+				"max_deferrals": 10,
 			},
 		)
 	frappe.db.commit()

@@ -27,7 +27,8 @@ TRANSITIONS: dict[SyncJobStatus, frozenset[SyncJobStatus]] = {
 	S.WAITING: frozenset({S.QUEUED, S.CANCELED}),
 	# Queued -> Waiting: a batch hands back the jobs it did not reach
 	S.QUEUED: frozenset({S.STARTED, S.WAITING, S.CANCELED}),
-	S.STARTED: frozenset({S.FINISHED, S.FAILED, S.SKIPPED, S.RELAYED, S.NO_TARGET, S.CONFLICT}),
+	# Started -> Waiting: the controller deferred the job (SyncJobRetryAfter)
+	S.STARTED: frozenset({S.FINISHED, S.FAILED, S.SKIPPED, S.RELAYED, S.NO_TARGET, S.CONFLICT, S.WAITING}),
 	S.FAILED: frozenset({S.WAITING, S.CANCELED}),
 	# Stop for Review: a person decides per field, then the job runs again with the decisions
 	S.CONFLICT: frozenset({S.WAITING, S.CANCELED}),
@@ -74,6 +75,13 @@ def can_transition(current: str, to: str) -> bool:
 
 def is_final(status: str) -> bool:
 	return SyncJobStatus(status) in FINAL
+
+
+def is_done(status: str, due_at: float | None = 0) -> bool:
+	"""Whether nothing more will happen to the job by itself: final, or Failed with no retry pending
+	(what a relayed parent waits for)."""
+	status = SyncJobStatus(status)
+	return status in FINAL or (status == S.FAILED and not due_at)
 
 
 def has_settled(status: str) -> bool:

@@ -11,7 +11,7 @@ import frappe
 import redis
 from rq.timeouts import JobTimeoutException
 
-from sync_tweaks.queue import dispatcher, lines, slots, transactions
+from sync_tweaks.queue import dispatcher, fanout, lines, slots, transactions
 
 PENDING = "sync_tweaks_after_commit"
 RUNNING = "sync_tweaks_after_commit_running"
@@ -20,12 +20,13 @@ HELD = "sync_tweaks_after_commit_held"
 MAX_ROUNDS = 10
 
 
-def request(keys=(), release=()):
+def request(keys=(), release=(), parents=()):
 	"""After this transaction commits: release `release` ((key, holder) pairs), then dispatch,
-	queueing the oldest Waiting job of each of `keys` first. Nothing happens on rollback."""
+	queueing the oldest Waiting job of each of `keys` first, then check whether the relayed
+	`parents` have all their children done (`fanout`). Nothing happens on rollback."""
 	pending = frappe.flags.get(PENDING)
 	if pending is None:
-		pending = frappe.flags[PENDING] = {"keys": set(), "release": set()}
+		pending = frappe.flags[PENDING] = {"keys": set(), "release": set(), "parents": set()}
 		frappe.db.after_commit.add(run)
 		frappe.db.after_rollback.add(forget)
 		# Frappe's commit drops rollback callbacks before it runs before_commit: should the commit
@@ -33,6 +34,7 @@ def request(keys=(), release=()):
 		frappe.db.before_commit.add(_forget_on_rollback)
 	pending["keys"].update(key for key in keys if key)
 	pending["release"].update((key, holder) for key, holder in release if key)
+	pending["parents"].update(parent for parent in parents if parent)
 
 
 def forget():
@@ -63,8 +65,10 @@ def run():
 				lined_up = lines.waiting_keys(keys)
 				if lined_up:
 					dispatcher.run_dispatch(keys=sorted(lined_up), fill=False)
-				continue
-			dispatcher.run_dispatch(keys=sorted(keys))
+			else:
+				dispatcher.run_dispatch(keys=sorted(keys))
+			for parent in sorted(pending["parents"]):
+				fanout.complete(parent)  # its own transaction, after every other callback ran
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
 	except JobTimeoutException:

@@ -23,3 +23,8 @@ def site_now() -> datetime:
 def site_time_in(seconds: float) -> datetime:
 	"""The site's wall-clock time `seconds` from now, for display next to an epoch deadline."""
 	return site_now() + timedelta(seconds=seconds)
+
+
+def site_time_at(epoch: float) -> datetime:
+	"""The site's wall-clock time at epoch `epoch` (recent), for display next to an epoch field."""
+	return site_now() - timedelta(seconds=now() - epoch)

@@ -15,9 +15,11 @@ from frappe import _
 from frappe.utils.background_jobs import get_queues_timeout
 
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import lines, slots, states, timeouts, workers
+from sync_tweaks.queue import clock, gates, lines, slots, states, timeouts, workers
 
 RUNNER = "sync_tweaks.queue.worker.execute_sync_jobs"
+# what the selection reads of a Waiting job (`gates` needs type, creation and due_at)
+COLUMNS = "name, concurrency_key, queue, timeout, sync_job_type, creation, due_at"
 DEFAULT_BATCH_SIZE = 12
 DEFAULT_MAX_QUEUED = 200
 # how long one RQ job keeps taking ready jobs under a backlog (see `take_for_drain`)
@@ -55,6 +57,7 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 		taken.setdefault(queue, []).extend(row for row in rows if row.name in got)
 		# the ones that cannot go now (queue full, slot still held): the fill pass must find them
 		lines.mark_heads([row.name for row in rows if row.name not in got and not row.next_in_key])
+	blocked = gates.blocked_types()
 	for queue in known if fill else ():
 		if not _waiting(queue):
 			continue
@@ -63,7 +66,9 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 			# RQ still holds nearly `max_queued` jobs: wait until a whole batch fits instead of
 			# topping up one job at a time (one-job RQ jobs would undo batching under a backlog)
 			continue
-		taken.setdefault(queue, []).extend(_take(oldest_ready(queue, busy, limit=room), busy))
+		taken.setdefault(queue, []).extend(
+			_take(oldest_ready(queue, busy, limit=room, blocked=blocked), busy)
+		)
 	for queue, rows in taken.items():
 		for batch in split_batches(rows, batch_size(), idle_workers(queue, len(rows))):
 			push([row.name for row in batch], queue, rq_timeout([row.timeout for row in batch]))
@@ -78,9 +83,14 @@ def take_for_drain(delivery: str, queue: str, limit: int, seconds: float, types:
 	type waits behind another's backlog. Types with nothing ready are dropped from `types`. Rows
 	another drain holds are skipped. The caller commits."""
 	busy = lines.busy_keys()
+	blocked = gates.blocked_types()
 	candidates = {}
 	for job_type in list(types):
-		rows = oldest_ready(queue, busy, limit, job_type=job_type, skip_locked=True)
+		rows = (
+			oldest_ready(queue, busy, limit, job_type=job_type, skip_locked=True, blocked=blocked)
+			if job_type not in blocked
+			else []
+		)
 		if rows:
 			candidates[job_type] = rows
 		else:
@@ -131,7 +141,7 @@ def fitting(rows: list, seconds: float) -> list:
 def take_one(name: str, job_id: str) -> bool:
 	"""Queue the Waiting job `name` for delivery `job_id` now, if it heads its free line (foreground runs)."""
 	rows = frappe.db.sql(
-		"select name, concurrency_key, queue, timeout from `tabSync Job` where name=%(name)s",
+		f"select {COLUMNS} from `tabSync Job` where name=%(name)s",
 		{"name": name},
 		as_dict=True,
 	)
@@ -142,6 +152,17 @@ def take_one(name: str, job_id: str) -> bool:
 		return False
 	states.mark_queued([name], job_id)
 	return True
+
+
+def take_ready(queue: str, delivery: str, lead: float = 0.0) -> list[str]:
+	"""Queue for `delivery` the jobs of `queue` that may start within `lead` seconds (the waker runs
+	them itself); returns their names."""
+	busy = lines.busy_keys()
+	candidates = oldest_ready(queue, busy, limit=batch_size(), blocked=gates.blocked_types(lead))
+	rows = _take(candidates, busy, lead)
+	if rows:
+		states.mark_queued([row.name for row in rows], delivery)
+	return [row.name for row in rows]
 
 
 def push(names: list[str], queue: str, timeout: int) -> str:
@@ -161,14 +182,21 @@ def rq_timeout(timeouts: list[int | None]) -> int:
 
 
 def oldest_ready(
-	queue: str, busy: set[str], limit: int, job_type: str | None = None, skip_locked: bool = False
+	queue: str,
+	busy: set[str],
+	limit: int,
+	job_type: str | None = None,
+	skip_locked: bool = False,
+	blocked=(),
 ) -> list[dict]:
-	"""The oldest Waiting jobs of `queue` (and `job_type`) that head a free line, at most one per key."""
+	"""The oldest Waiting jobs of `queue` (and `job_type`) that head a free line, at most one per key,
+	leaving out deferred jobs not due yet and the `blocked` types (paused, rate limit used up)."""
 	condition = " and sync_job_type=%(job_type)s" if job_type else ""
 	rows = frappe.db.sql(
-		f"""select name, concurrency_key, queue, timeout, creation from `tabSync Job`
+		f"""select {COLUMNS} from `tabSync Job`
 		where status=%(waiting)s and queue=%(queue)s and next_in_key=1{condition}
 		and (concurrency_key is null or concurrency_key not in %(busy)s)
+		and ifnull(due_at, 0) <= %(now)s and sync_job_type not in %(blocked)s
 		order by creation asc limit %(limit)s{" for update skip locked" if skip_locked else ""}""",
 		{
 			"waiting": S.WAITING.value,
@@ -176,6 +204,8 @@ def oldest_ready(
 			"job_type": job_type,
 			"busy": tuple(busy) or ("",),
 			"limit": limit * 2,
+			"now": clock.now(),
+			"blocked": tuple(blocked) or ("",),
 		},
 		as_dict=True,
 	)
@@ -254,10 +284,11 @@ def _room(queue: str) -> int:
 	return max_queued() - queued
 
 
-def _take(rows: list, busy: set[str]) -> list:
+def _take(rows: list, busy: set[str], lead: float = 0.0) -> list:
 	"""Lock `rows` (at most one per key) and take their keys' slots; returns the rows taken, which
 	the caller marks Queued. A row locked by another transaction, taken by someone else first, or
-	whose key got busy meanwhile is left alone."""
+	whose key got busy meanwhile is left alone, and so is one that may not start now (`gates`)."""
+	rows = gates.admit(rows, lead)
 	keyed = [row for row in rows if row.concurrency_key]
 	took = {row.name: slots.TOOK for row in rows}
 	results = (

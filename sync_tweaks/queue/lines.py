@@ -74,8 +74,8 @@ def waiting_keys(keys) -> set[str]:
 def head(key: str):
 	"""The oldest Waiting job of `key`."""
 	rows = frappe.db.sql(
-		"""select name, concurrency_key, queue, timeout, next_in_key from `tabSync Job`
-		where concurrency_key=%(key)s and status=%(waiting)s order by creation asc limit 1""",
+		"""select name, concurrency_key, queue, timeout, next_in_key, sync_job_type, creation, due_at
+		from `tabSync Job` where concurrency_key=%(key)s and status=%(waiting)s order by creation asc limit 1""",
 		{"key": key, "waiting": S.WAITING.value},
 		as_dict=True,
 	)

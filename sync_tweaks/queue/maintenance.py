@@ -13,14 +13,14 @@ from frappe import _
 from frappe.utils.background_jobs import get_job
 
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import clock, dispatcher, lines, liveness, retry, slots, states, worker
+from sync_tweaks.queue import clock, dispatcher, gates, lines, liveness, retry, slots, states, worker
 
 LIVE_RQ_STATES = frozenset({"queued", "started", "deferred", "scheduled"})
 
 
 def run_maintenance():
 	"""Scheduler entry point (cron, every minute); one step failing never stops the others."""
-	for step in (recover_started, requeue_vanished, retry_due, lines.repair):
+	for step in (recover_started, requeue_vanished, retry_due, cancel_expired, lines.repair):
 		try:
 			step()
 			frappe.db.commit()
@@ -153,3 +153,33 @@ def retry_due() -> list[str]:
 		states.mark_waiting(job, retry_count=(job.retry_count or 0) + 1)
 
 	return each(retry.due(), retry_now)
+
+
+def cancel_expired() -> list[str]:
+	"""Pending and Waiting jobs older than their type's `expire_after` end Canceled ("expired after N min")."""
+	names = []
+	for job_type in frappe.get_all(
+		"Sync Job Type", filters={"expire_after": [">", 0]}, fields=["name", "expire_after"]
+	):
+		names += frappe.get_all(
+			"Sync Job",
+			filters={
+				"sync_job_type": job_type.name,
+				"status": ["in", [S.PENDING.value, S.WAITING.value]],
+				"creation": ["<=", gates.expiry_cutoff(job_type.expire_after)],
+			},
+			pluck="name",
+			order_by="creation asc",
+			limit=1000,
+		)
+
+	def expire(name):
+		job = frappe.get_doc("Sync Job", name, for_update=True)
+		if job.status not in (S.PENDING.value, S.WAITING.value):
+			return False
+		job_type = frappe.get_cached_doc("Sync Job Type", job.sync_job_type)
+		if not gates.expired(job_type, job.creation):
+			return False
+		states.cancel(job, gates.expired_reason(job_type))
+
+	return each(names, expire)

@@ -9,11 +9,13 @@ import frappe
 from frappe import _
 from frappe.utils import now
 
-from sync_tweaks.engine.status import ACTIVE, S, can_transition
+from sync_tweaks.engine.signature import error_signature
+from sync_tweaks.engine.status import ACTIVE, S, can_transition, is_done
 from sync_tweaks.exceptions import SyncJobTransitionError
-from sync_tweaks.queue import after_commit, clock, lines, retry, slots
+from sync_tweaks.queue import after_commit, breaker, clock, lines, ratelimit, retry, slots
 
 REALTIME_EVENT = "sync_job_status"
+CHILDREN_EVENT = "sync_job_children"
 # fields only the entries below write; a document save keeps their stored values
 STATE_FIELDS = (
 	"status",
@@ -30,6 +32,11 @@ STATE_FIELDS = (
 	"cancel_reason",
 	"conflict_count",
 	"conflict_decisions",
+	"deferred_reason",
+	"deferral_count",
+	"error_signature",
+	"error_title",
+	"children_done_at",
 )
 
 
@@ -84,14 +91,14 @@ def set_delivery(names: list[str], job_id: str):
 	)
 
 
-def mark_started(job, user: str | None = None):
-	"""Queued -> Started by the delivery recorded on the job, which the caller holds locked; its
-	deadline is when its timeout ends. One statement, like Queued (the per-job cost of a batch):
+def mark_started(job, user: str | None = None, at: float | None = None):
+	"""Queued -> Started by the delivery recorded on the job, which the caller holds locked, at epoch
+	`at` (the moment a rate limit counted it); its deadline is when its timeout ends. One statement, like Queued (the per-job cost of a batch):
 	document hooks run for the outcomes, not for these two."""
 	_check(job, S.STARTED)
 	fields = {
 		"status": S.STARTED.value,
-		"started_at": clock.site_now(),
+		"started_at": clock.site_time_at(at) if at else clock.site_now(),
 		"deadline_at": clock.now() + (job.timeout or 0),
 		"ended_at": None,
 		"time_taken": None,
@@ -111,6 +118,7 @@ def mark_started(job, user: str | None = None):
 def mark_done(job, status: S, **fields):
 	"""Started -> Finished, Skipped, Relayed or No Target."""
 	_write(job, status, retry_after=None, due_at=0, deadline_at=0, **fields)
+	breaker.record_run(job, failed=False)
 
 
 def mark_conflict(job, **fields):
@@ -125,8 +133,29 @@ def resolve(job, decisions: dict):
 
 
 def mark_failed(job, error_message: str, retryable: bool = True, **fields):
-	"""Started -> Failed; a retryable failure with retries left is due again per the retry policy."""
+	"""Started -> Failed; a retryable failure with retries left is due again per the retry policy.
+	The failure's cause is recorded as `error_signature` (callers with the exception pass it)."""
+	if not fields.get("error_signature"):
+		fields["error_signature"], fields["error_title"] = error_signature("", error_message)
 	_write(job, S.FAILED, error_message=error_message, deadline_at=0, **retry.plan(job, retryable), **fields)
+	breaker.record_run(job, failed=True)
+
+
+def defer(job, seconds: float, reason: str, **fields):
+	"""Started -> Waiting until `seconds` from now (SyncJobRetryAfter): no retry counted; it stays
+	first in its key's line, and the waker (or maintenance) dispatches it when it is due."""
+	_write(
+		job,
+		S.WAITING,
+		job_id=None,
+		deadline_at=0,
+		deferred_reason=(reason or "")[:1000] or None,
+		deferral_count=(job.deferral_count or 0) + 1,
+		**retry.wait_fields(seconds),
+		**fields,
+	)
+	# a job without a key is found by no key dispatch; the waker wakes LEAD early, i.e. when it is due
+	ratelimit.arm(job.queue, job.due_at + ratelimit.LEAD)
 
 
 def requeue(job):
@@ -137,6 +166,16 @@ def requeue(job):
 def cancel(job, reason: str | None = None):
 	"""Pending, Waiting, Queued or Failed -> Canceled; a canceled job never runs."""
 	_write(job, S.CANCELED, cancel_reason=(reason or "")[:1000] or None, retry_after=None, due_at=0)
+
+
+def mark_children_done(job, error: str | None = None):
+	"""A relayed parent whose children are all done: record when (its on_children_done ran, or
+	failed with `error`, which goes to its error message). The status stays Relayed."""
+	fields = {"children_done_at": clock.site_now()}
+	if error:
+		fields["error_message"] = error
+	job.db_set(fields)
+	publish(job)
 
 
 def _check(job, to: S):
@@ -157,6 +196,8 @@ def _write(job, to: S, **fields):
 	publish(job, list_update=True)
 	# even an empty request dispatches after commit: a job that ends frees room in RQ
 	after_commit.request(**_followups(job, before))
+	if job.get("parent_sync_job") and is_done(job.status, job.due_at):
+		after_commit.request(parents=[job.parent_sync_job])
 
 
 def _followups(job, before) -> dict:
@@ -190,6 +231,15 @@ def publish(job, list_update: bool = False):
 		docname=job.name,
 		after_commit=True,
 	)
+	if job.get("parent_sync_job"):
+		# the parent's form shows its children's progress
+		frappe.publish_realtime(
+			CHILDREN_EVENT,
+			{"name": job.parent_sync_job, "child": job.name, "status": job.status},
+			doctype="Sync Job",
+			docname=job.parent_sync_job,
+			after_commit=True,
+		)
 	if list_update:
 		frappe.publish_realtime(
 			"list_update",

@@ -16,9 +16,21 @@ from frappe import _
 from rq.timeouts import JobTimeoutException
 
 from sync_tweaks import apply
+from sync_tweaks.engine.signature import controller_frame, error_signature
 from sync_tweaks.engine.status import S
-from sync_tweaks.exceptions import SyncControllerError, SyncJobFatalError, SyncJobTimeout
-from sync_tweaks.queue import after_commit, clock, dispatcher, liveness, retry, states, timeouts, transactions
+from sync_tweaks.exceptions import SyncControllerError, SyncJobFatalError, SyncJobRetryAfter, SyncJobTimeout
+from sync_tweaks.queue import (
+	after_commit,
+	clock,
+	dispatcher,
+	gates,
+	liveness,
+	ratelimit,
+	retry,
+	states,
+	timeouts,
+	transactions,
+)
 from sync_tweaks.utils.snapshot import to_json
 
 OVERRUN_MARK = "sync_tweaks:overrun:"
@@ -130,6 +142,10 @@ def run_sync_job(job, delivery: str | None) -> str | None:
 	except JobSuperseded:
 		transactions.rollback()
 		return None
+	except SyncJobRetryAfter as e:
+		transactions.rollback()
+		if not record_deferral(job, e, started, delivery):
+			return None
 	except (Exception, SyncJobTimeout) as e:
 		transactions.rollback()
 		if not record_failure(job, e, started, delivery, timed_out=bool(limit and limit.fired)):
@@ -186,13 +202,30 @@ def claim(name: str, delivery: str | None):
 		)
 		frappe.db.commit()
 		return None
+	refused, at = gates.refusal(job, job_type, clock.now())
+	if refused:
+		hand_back(job, job_type, refused, at)
+		frappe.db.commit()
+		return None
 	job.flags.run_as = run_as_user(job, job_type)
 	try:
-		states.mark_started(job, user=job.flags.run_as)
+		states.mark_started(job, user=job.flags.run_as, at=at)
 	except redis.exceptions.RedisError:
 		pass  # the slot's TTL still covers the job's timeout
 	frappe.db.commit()
 	return job
+
+
+def hand_back(job, job_type, reason: str, wait: float):
+	"""A claimed job that may not start now: an expired one is canceled; one of a paused type or
+	over its rate limit goes back to Waiting in its place in line (no retry used). The claim's
+	transaction commits it."""
+	if reason == "expired":
+		states.cancel(job, gates.expired_reason(job_type))
+	else:
+		states.requeue(job)
+		if wait:
+			ratelimit.arm(job.queue, clock.now() + wait)
 
 
 def run_as_user(job, job_type) -> str:
@@ -236,8 +269,30 @@ def record_outcome(job, outcome, started: float, delivery: str | None):
 		states.mark_done(job, outcome.status, **fields)
 
 
+def record_deferral(job, error: SyncJobRetryAfter, started: float, delivery: str | None) -> bool:
+	"""The controller asked to wait: defer the job, or fail it once it used up `max_deferrals`.
+	False when recovery took the job over meanwhile (nothing is recorded)."""
+	if not still_ours(job.name, delivery):
+		transactions.rollback()
+		return False
+	allowed = frappe.db.get_value("Sync Job Type", job.sync_job_type, "max_deferrals")
+	if (job.deferral_count or 0) >= (allowed or 0):
+		message = _("deferred {0} times (Max Deferrals), the last time for: {1}").format(
+			job.deferral_count or 0, error.reason or _("no reason given")
+		)
+		return record_failure(job, error, started, delivery, message=message)
+	transactions.hand_over_before_save(job)
+	states.defer(job, error.seconds, error.reason, **timing(started))
+	return True
+
+
 def record_failure(
-	job, error: BaseException, started: float, delivery: str | None, timed_out: bool = False
+	job,
+	error: BaseException,
+	started: float,
+	delivery: str | None,
+	timed_out: bool = False,
+	message: str | None = None,
 ) -> bool:
 	"""Record a failure (after the target's writes were rolled back); retries per the retry policy.
 	False when recovery took the job over meanwhile (nothing is recorded)."""
@@ -250,13 +305,37 @@ def record_failure(
 	snapshots = job.flags.get("snapshots")
 	if snapshots:
 		fields["current_data"], fields["updated_data"] = map(to_json, snapshots)
+	text = message or failure_message(job, error, timed_out)
+	if timed_out:
+		fields["error_signature"], fields["error_title"] = error_signature("Timeout", text)
+	elif message:
+		fields["error_signature"], fields["error_title"] = error_signature("SyncJobRetryAfter", text)
+	else:
+		fields["error_signature"], fields["error_title"] = signature_of(error)
 	states.mark_failed(
 		job,
-		failure_message(job, error, timed_out),
-		retryable=timed_out or retry.is_retryable(error),
+		text,
+		retryable=timed_out or message is not None or retry.is_retryable(error),
 		**fields,
 	)
 	return True
+
+
+FRAMEWORK_MODULES = ("sync_tweaks.", "frappe.", "rq.", "pymysql.", "redis.", "werkzeug.")
+
+
+def signature_of(error: BaseException) -> tuple[str, str]:
+	"""The error signature of an exception: its type, message and the innermost controller frame."""
+	frames = []
+	tb = error.__traceback__
+	while tb is not None:
+		module = tb.tb_frame.f_globals.get("__name__", "")
+		path = tb.tb_frame.f_code.co_filename
+		if "site-packages" not in path and "/lib/python" not in path:
+			frames.append((module, tb.tb_frame.f_code.co_name))
+		tb = tb.tb_next
+	frame = controller_frame(frames, FRAMEWORK_MODULES)
+	return error_signature(type(error).__name__, str(error), frame)
 
 
 def still_ours(name: str, delivery: str | None) -> bool:

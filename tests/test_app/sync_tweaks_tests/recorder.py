@@ -64,6 +64,16 @@ def behave(sync_job):
 		frappe.db.sql("select name from `tabSync Test Target` where name=%s for update", context["lock"])
 	if context.get("publish"):
 		frappe.publish_realtime("sync_tweaks_test_event", {"job": sync_job.name}, after_commit=True)
+	if context.get("retry_after") is not None and (sync_job.deferral_count or 0) < int(
+		context.get("defer_times", 1)
+	):
+		from sync_tweaks.exceptions import SyncJobRetryAfter
+
+		raise SyncJobRetryAfter(float(context["retry_after"]), context.get("retry_reason") or "HTTP 429")
+	if context.get("fail_child") and context.get("item_code") == context["fail_child"]:
+		raise ValueError(f"child {sync_job.name} failed")
+	if context.get("fail_with"):
+		raise ValueError(context["fail_with"])
 	fail = context.get("fail")
 	if fail == "fatal":
 		raise SyncJobFatalError("cannot be fixed by retrying")

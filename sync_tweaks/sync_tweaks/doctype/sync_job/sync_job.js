@@ -17,6 +17,7 @@ frappe.ui.form.on("Sync Job", {
 			}
 		};
 		frappe.realtime.on("sync_job_status", frm.sync_job_listener);
+		listen_for_children(frm);
 	},
 
 	refresh(frm) {
@@ -25,6 +26,8 @@ frappe.ui.form.on("Sync Job", {
 		const actions = (frm.doc.__onload && frm.doc.__onload.allowed_actions) || [];
 		actions.forEach((action) => add_action_button(frm, action));
 		render_diff(frm);
+		show_deferred(frm);
+		render_children(frm, frm.doc.__onload && frm.doc.__onload.children);
 		watch_without_realtime(frm);
 	},
 });

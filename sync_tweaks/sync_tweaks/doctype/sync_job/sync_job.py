@@ -20,7 +20,7 @@ from sync_tweaks.engine.request import (
 	serialise_context,
 )
 from sync_tweaks.exceptions import SyncJobError, SyncJobTransitionError
-from sync_tweaks.queue import after_commit, lines, states
+from sync_tweaks.queue import after_commit, clock, fanout, lines, states
 from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
 from sync_tweaks.utils.sync_job import dry_run_request, insert_job, validate_queue
 
@@ -37,6 +37,8 @@ class SyncJob(Document):
 		from frappe.types import DF
 
 		cancel_reason: DF.SmallText | None
+		children_done_at: DF.Datetime | None
+		children_progress: DF.HTML
 		coalesced_count: DF.Int
 		concurrency_key: DF.Data | None
 		conflict_count: DF.Int
@@ -45,6 +47,8 @@ class SyncJob(Document):
 		context: DF.JSON | None
 		current_data: DF.Code | None
 		deadline_at: DF.Float
+		deferral_count: DF.Int
+		deferred_reason: DF.SmallText | None
 		delete_enabled: DF.Check
 		diff_html: DF.HTML
 		diff_summary: DF.JSON | None
@@ -52,6 +56,8 @@ class SyncJob(Document):
 		due_at: DF.Float
 		ended_at: DF.Datetime | None
 		error_message: DF.Code | None
+		error_signature: DF.Data | None
+		error_title: DF.Data | None
 		insert_enabled: DF.Check
 		job_id: DF.Data | None
 		max_retries: DF.Int
@@ -102,6 +108,15 @@ class SyncJob(Document):
 		self.set_onload("allowed_actions", st.allowed_actions(self.status) if self.status else [])
 		self.set_onload("diff_html", render_diff(self.diff_summary, conflicts=False))  # sync_conflicts.js
 		self.set_onload("conflicts", label_conflicts(self.target_document_type, self.get_conflicts()))
+		self.set_onload("deferred", self.deferred_until())
+		if self.status == st.S.RELAYED or self.multiple_target_documents:
+			self.set_onload("children", fanout.progress(self.name))
+
+	def deferred_until(self) -> dict | None:
+		"""For a Waiting job a controller deferred: until when (site time) and why."""
+		if self.status != st.S.WAITING or not self.due_at or self.due_at <= clock.now():
+			return None
+		return {"until": self.retry_after, "reason": self.deferred_reason}
 
 	def before_insert(self):
 		job_type = get_job_type(self.sync_job_type)
@@ -336,6 +351,13 @@ def has_open_children(name: str) -> bool:
 	)
 
 
+@frappe.whitelist()
+def get_children_progress(name: str) -> dict:
+	"""Progress of a relayed parent's children (read permission on the parent)."""
+	frappe.get_doc("Sync Job", name).check_permission("read")
+	return fanout.progress(name)
+
+
 @frappe.whitelist(methods=["POST"])
 def clear_all_logs():
 	"""Delete every Sync Job (System Manager only)."""
@@ -384,3 +406,5 @@ def on_doctype_update():
 	)
 	# failures due for retry
 	frappe.db.add_index("Sync Job", ["status", "retry_after"], "status_retry_after")
+	# failures grouped by cause (one indexed GROUP BY)
+	frappe.db.add_index("Sync Job", ["status", "error_signature"], "status_error_signature")

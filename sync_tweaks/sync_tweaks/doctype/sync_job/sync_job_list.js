@@ -16,10 +16,16 @@ const SYNC_JOB_COLORS = {
 };
 
 frappe.listview_settings["Sync Job"] = {
-	add_fields: ["status", "sync_job_type", "dry_run"],
+	add_fields: ["status", "sync_job_type", "dry_run", "due_at", "retry_after", "deferred_reason"],
 	has_indicator_for_draft: true,
 
 	get_indicator(doc) {
+		if (doc.status === "Waiting" && doc.due_at && doc.due_at * 1000 > Date.now()) {
+			// deferred by its controller (SyncJobRetryAfter): say until when, and why
+			const until = frappe.datetime.str_to_user(doc.retry_after);
+			const label = __("Deferred until {0}", [until]) + (doc.deferred_reason ? ` (${frappe.utils.escape_html(doc.deferred_reason)})` : "");
+			return [label, "orange", "status,=,Waiting"];
+		}
 		return [__(doc.status), SYNC_JOB_COLORS[doc.status] || "gray", "status,=," + doc.status];
 	},
 

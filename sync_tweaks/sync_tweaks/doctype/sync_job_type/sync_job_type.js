@@ -19,13 +19,13 @@ frappe.ui.form.on("Sync Job Type", {
 			: "";
 		if (intro) frm.set_intro(intro, "orange");
 		if (frm.is_new()) return;
+		add_pause_button(frm); // public/js/sync_job_type_pause.js
 		frm.add_custom_button(__("Jobs"), () => frappe.set_route("List", "Sync Job", { sync_job_type: frm.doc.name }));
 		frm.add_custom_button(__("Dry Run"), () => ask_source_and_enqueue(frm, true));
 		frm.add_custom_button(__("Enqueue"), () => ask_source_and_enqueue(frm, false));
 		show_doctor_banner(frm, intro, missing);
 	},
 });
-
 function show_doctor_banner(frm, intro, missing) {
 	const name = frm.doc.name;
 	frappe

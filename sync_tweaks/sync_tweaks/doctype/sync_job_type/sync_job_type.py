@@ -13,6 +13,8 @@ from sync_tweaks.exceptions import SyncJobError
 BOILERPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "boilerplate", "controller._py")
 # fields anyone with write permission may change on a standard type (operators disable shipped types)
 OPERATOR_FIELDS = frozenset({"disabled"})
+# changed only by pause/resume (and the circuit breaker), never by a save
+PAUSE_FIELDS = ("paused", "paused_reason")
 
 
 class SyncJobType(Document):
@@ -29,10 +31,17 @@ class SyncJobType(Document):
 		controller: DF.Data | None
 		disabled: DF.Check
 		is_standard: DF.Literal["No", "Yes"]
+		expire_after: DF.Int
+		max_deferrals: DF.Int
 		max_retries: DF.Int
 		module: DF.Link
 		on_conflict: DF.Literal["Overwrite", "Keep Target Edits", "Stop for Review"]
+		pause_after_failures: DF.Int
+		paused: DF.Check
+		paused_reason: DF.SmallText | None
 		queue: DF.Data
+		rate_limit: DF.Int
+		rate_period: DF.Int
 		retry_backoff: DF.Literal["Fixed", "Exponential"]
 		retry_delay: DF.Int
 		run_as: DF.Link | None
@@ -44,7 +53,10 @@ class SyncJobType(Document):
 	# end: auto-generated types
 
 	def onload(self):
+		from sync_tweaks.queue import breaker
+
 		self.set_onload("controller_path", controller.module_path(self) if self.module else None)
+		self.set_onload("consecutive_failures", breaker.consecutive_failures(self.name) if self.name else 0)
 		self.set_onload("controller_exists", bool(self.module) and controller.controller_exists(self))
 
 	def before_validate(self):
@@ -54,6 +66,7 @@ class SyncJobType(Document):
 			self.is_standard = "Yes" if can_edit_standard() else "No"
 
 	def validate(self):
+		self.keep_pause_state()
 		self.validate_standard()
 		self.validate_settings()
 		self.validate_controller_field()
@@ -71,6 +84,24 @@ class SyncJobType(Document):
 			)
 		self.refuse_with_open_jobs()
 		frappe.db.delete("Sync Link", {"sync_job_type": self.name})  # lineage of a type that is gone
+
+	def keep_pause_state(self):
+		"""A save (even of a form opened before a pause) never pauses or resumes the type."""
+		before = self.get_doc_before_save()
+		for fieldname in PAUSE_FIELDS:
+			self.set(fieldname, before.get(fieldname) if before else (0 if fieldname == "paused" else None))
+
+	@frappe.whitelist(methods=["POST"])
+	def pause(self, reason: str | None = None):
+		"""Pause the type at once on every worker: waiting and new jobs stay Waiting."""
+		frappe.get_doc("Sync Job Type", self.name).check_permission("write")
+		pause_type(self.name, reason or _("paused by {0}").format(frappe.session.user))
+
+	@frappe.whitelist(methods=["POST"])
+	def resume(self):
+		"""Resume the type: what waits is dispatched after commit."""
+		frappe.get_doc("Sync Job Type", self.name).check_permission("write")
+		resume_type(self.name)
 
 	def refuse_with_open_jobs(self):
 		"""Jobs still to run (or waiting for a retry) need their type: cancel them first."""
@@ -134,11 +165,22 @@ class SyncJobType(Document):
 				),
 				SyncJobError,
 			)
-		for fieldname in ("timeout", "retry_delay", "max_retries"):
+		for fieldname in (
+			"timeout",
+			"retry_delay",
+			"max_retries",
+			"rate_limit",
+			"rate_period",
+			"expire_after",
+			"max_deferrals",
+			"pause_after_failures",
+		):
 			if (self.get(fieldname) or 0) < 0:
 				frappe.throw(_("{0} cannot be negative").format(self.meta.get_label(fieldname)), SyncJobError)
 		if not self.timeout:
 			frappe.throw(_("Timeout must be at least 1 second"), SyncJobError)
+		if self.rate_limit and not self.rate_period:
+			frappe.throw(_("A rate limit needs a Rate Period of at least 1 second"), SyncJobError)
 
 	def validate_controller_field(self):
 		before = self.get_doc_before_save()
@@ -198,6 +240,68 @@ def get_job_type(name: str):
 	if job_type.disabled:
 		frappe.throw(_("Sync Job Type {0} is disabled").format(frappe.bold(name)), SyncJobError)
 	return job_type
+
+
+def pause_type(name: str, reason: str, notify: bool = False) -> bool:
+	"""Pause type `name` in the caller's transaction (effective for every worker once it commits);
+	False when it was paused already. `notify` tells System Managers (the circuit breaker)."""
+	rows = frappe.db.sql("select paused from `tabSync Job Type` where name=%s for update", name)
+	if not rows or rows[0][0]:
+		return False
+	frappe.db.set_value(
+		"Sync Job Type", name, {"paused": 1, "paused_reason": (reason or "")[:1000]}, update_modified=True
+	)
+	frappe.clear_document_cache("Sync Job Type", name)
+	publish_pause(name, True)
+	if notify:
+		notify_system_managers(name, reason)
+	return True
+
+
+def resume_type(name: str) -> bool:
+	"""Resume type `name`; after commit, its waiting jobs are dispatched. False when not paused."""
+	from sync_tweaks.queue import after_commit, breaker
+
+	rows = frappe.db.sql("select paused from `tabSync Job Type` where name=%s for update", name)
+	if not rows or not rows[0][0]:
+		return False
+	frappe.db.set_value("Sync Job Type", name, {"paused": 0, "paused_reason": None}, update_modified=True)
+	frappe.clear_document_cache("Sync Job Type", name)
+	breaker.reset(name)
+	publish_pause(name, False)
+	after_commit.request()
+	return True
+
+
+def publish_pause(name: str, paused: bool):
+	frappe.publish_realtime(
+		"sync_job_type_paused",
+		{"name": name, "paused": int(paused)},
+		doctype="Sync Job Type",
+		docname=name,
+		after_commit=True,
+	)
+
+
+def notify_system_managers(name: str, reason: str):
+	"""A Notification Log (the bell in Desk) for every enabled System Manager."""
+	users = frappe.db.sql_list(
+		"""select distinct u.name from `tabUser` u join `tabHas Role` r on r.parent=u.name
+		and r.parenttype='User' where r.role='System Manager' and u.enabled=1 and u.name != 'Guest'"""
+	)
+	subject = _("Sync Job Type {0} paused itself: {1}").format(name, reason)
+	for user in users:
+		frappe.get_doc(
+			{
+				"doctype": "Notification Log",
+				"subject": subject,
+				"for_user": user,
+				"type": "Alert",
+				"document_type": "Sync Job Type",
+				"document_name": name,
+				"email_content": subject,
+			}
+		).insert(ignore_permissions=True)
 
 
 def can_edit_standard() -> bool:

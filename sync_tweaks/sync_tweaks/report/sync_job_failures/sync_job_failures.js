@@ -17,9 +17,11 @@ frappe.query_reports["Sync Job Failures"] = {
 	},
 
 	formatter(value, row, column, data, default_formatter) {
+		// causes quote exception messages: text, never HTML
+		if (column.fieldname === "cause") return frappe.utils.escape_html(value || "");
 		value = default_formatter(value, row, column, data);
 		if (column.fieldname === "no_retries_left" && data && data.no_retries_left) {
-			value = `<span class="indicator-pill red">${value} ${__("no retries left")}</span>`;
+			value = `<span class="indicator-pill red">${cint(data.no_retries_left)}&nbsp;${__("no retries left")}</span>`;
 		}
 		return value;
 	},

@@ -59,5 +59,19 @@ def finished(sync_job, source_doc, target_doc):
 	record(sync_job, "finished", target=target_doc.name if target_doc else None)
 
 
+def on_children_done(sync_job, source_doc, children):
+	record(
+		sync_job,
+		"on_children_done",
+		children={child.name: child.status for child in children},
+	)
+	if sync_job.get_context().get("fail_children_done"):
+		raise ValueError("on_children_done failed")
+	if sync_job.get_context().get("write_children_done"):
+		frappe.get_doc({"doctype": "Sync Test Target", "title": "children done " + sync_job.name}).insert(
+			ignore_permissions=True
+		)
+
+
 def _title(source_doc, row) -> str:
 	return f"{source_doc.title}/{row.item_code}"

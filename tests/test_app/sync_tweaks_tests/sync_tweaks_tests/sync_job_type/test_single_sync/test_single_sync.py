@@ -53,3 +53,8 @@ def after_sync(sync_job, source_doc, target_doc):
 
 def finished(sync_job, source_doc, target_doc):
 	record(sync_job, "finished", target=target_doc.name if target_doc else None)
+
+
+def rate_limit_key(sync_job):
+	"""Rate limit buckets per endpoint (a context key), when the type has a rate limit."""
+	return sync_job.get_context().get("endpoint")

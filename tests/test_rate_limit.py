@@ -1,0 +1,116 @@
+"""Rate limits shared by every worker: no window of `rate_period` seconds starts more than `rate_limit`
+jobs, a held-back job waits (no retry used) and starts as soon as a token frees (the waker)."""
+
+import time
+
+import frappe
+from frappe.utils import get_datetime
+
+from sync_tweaks.queue import dispatcher, gates, ratelimit
+from sync_tweaks.queue.workers import count as worker_count
+from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
+from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
+
+
+def started_epochs(names) -> list[float]:
+	"""Recorded starts as seconds relative to the first (site time, microseconds kept)."""
+	frappe.db.rollback()
+	values = sorted(get_datetime(frappe.db.get_value("Sync Job", name, "started_at")) for name in names)
+	return [(value - values[0]).total_seconds() for value in values]
+
+
+def most_in_any_window(starts: list[float], period: float) -> int:
+	"""The most starts in any half-open window [t, t + period) (windows starting at a start suffice)."""
+	return max(sum(1 for s in starts if a <= s < a + period) for a in starts)
+
+
+def test_five_per_two_seconds_30_jobs_2_workers(workers):
+	set_type("Test Single Sync", rate_limit=5, rate_period=2, concurrency="None")
+	sources = [make_source().name for _ in range(30)]
+	workers(2)
+	wait_for(lambda: worker_count("default") >= 2, 60, message="two workers listening")
+	began = time.monotonic()
+	names = enqueue_sync_jobs("Test Single Sync", sources)
+	frappe.db.commit()
+	final = wait_for_status(names, timeout=120)
+	elapsed = time.monotonic() - began
+
+	assert set(final.values()) == {"Finished"}, final
+	assert not frappe.get_all("Sync Job", filters={"name": ["in", names], "retry_count": [">", 0]}), (
+		"waiting for the rate limit uses no retry"
+	)
+	starts = started_epochs(names)
+	worst = most_in_any_window(starts, 2)
+	span = starts[-1]
+	ideal = (30 / 5 - 1) * 2  # the 30th start can come 10 s after the first
+	print(
+		f"\nrate limit 5/2s, 30 jobs, 2 workers: most starts in a 2 s window {worst}, first->last start "
+		f"{span:.2f} s (ideal {ideal:.0f} s, +{(span / ideal - 1) * 100:.1f}%), enqueue->all done {elapsed:.2f} s"
+	)
+	print("starts", [round(s, 2) for s in starts])
+	assert worst <= 5, starts
+	assert ideal * 0.99 <= span <= ideal * 1.2, starts
+
+
+def test_rate_limited_jobs_wait_for_the_waker_and_no_dispatcher_pushes_them():
+	"""Without a worker nothing runs them: they stay Waiting (no retry used), the waker is armed, and
+	repeated dispatches push nothing (no loop)."""
+	set_type("Test Single Sync", rate_limit=2, rate_period=30, concurrency="None")
+	names = [enqueue_sync_job("Test Single Sync", source_doc=make_source()).name for _ in range(3)]
+	frappe.db.commit()
+	assert set(statuses(names).values()) == {"Waiting"}
+	assert dispatcher.run_dispatch() == [] and dispatcher.run_dispatch() == []
+	assert ratelimit.wake_at("default") is not None
+	assert frappe.cache().get(frappe.cache().make_key("sync_tweaks:waker:default")), "a waker is queued"
+
+
+def test_per_key_limits_split_the_type(workers):
+	"""`rate_limit_key(sync_job)` (here: the context's endpoint) gives each endpoint its own limit."""
+	set_type("Test Single Sync", rate_limit=2, rate_period=2, concurrency="None")
+	workers(1)
+	jobs = {
+		endpoint: [
+			enqueue_sync_job(
+				"Test Single Sync", source_doc=make_source(), context={"endpoint": endpoint}
+			).name
+			for _ in range(4)
+		]
+		for endpoint in ("orders", "stock")
+	}
+	frappe.db.commit()
+	wait_for_status(jobs["orders"] + jobs["stock"], timeout=60)
+	for endpoint, names in jobs.items():
+		starts = started_epochs(names)
+		assert most_in_any_window(starts, 2) <= 2, (endpoint, starts)
+		assert starts[-1] >= 2 * 0.99, "the third start of an endpoint waits for its window"
+	both = started_epochs(jobs["orders"] + jobs["stock"])
+	assert most_in_any_window(both, 2) > 2, "the endpoints do not share one limit"
+
+
+def test_the_claim_takes_the_token_a_dispatcher_could_not_know_about():
+	"""Two dispatchers that each saw a free token: the worker's claim refuses the second start and
+	puts the job back in line (Waiting, no retry used)."""
+	from tests.utils import run_queued
+
+	set_type("Test Single Sync", rate_limit=1, rate_period=30, concurrency="None")
+	# a waker that fell behind lets every dispatcher push rate-limited jobs
+	frappe.cache().set(frappe.cache().make_key("sync_tweaks:waker_behind:default"), 1, ex=30)
+	first = enqueue_sync_job("Test Single Sync", source_doc=make_source()).name
+	frappe.db.commit()
+	assert statuses([first]) == {first: "Queued"}
+	# another machine started a job of the type meanwhile: the bucket is used up
+	job_type = frappe.get_cached_doc("Sync Job Type", "Test Single Sync")
+	assert ratelimit.take("Test Single Sync", ratelimit.limit_of(job_type), "elsewhere", time.time()) == 0
+	run_queued()
+	assert statuses([first]) == {first: "Waiting"}
+	assert frappe.db.get_value("Sync Job", first, "retry_count") == 0
+	assert (
+		gates.admit(
+			[
+				frappe._dict(
+					frappe.db.get_value("Sync Job", first, dispatcher.COLUMNS.split(", "), as_dict=True)
+				)
+			]
+		)
+		== []
+	)
