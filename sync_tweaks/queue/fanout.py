@@ -86,7 +86,8 @@ def run_hook(job) -> str | None:
 		hook = getattr(module, "on_children_done", None)
 		if not hook:
 			return None
-		worker.run_as(job, job_type)
+		job.flags.run_as = worker.run_as_user(job, job_type)
+		worker.run_as(job)
 		with transactions.no_commits(job), apply.dry_run_scope(job, "sync_job_dry_run_children"):
 			hook(job, job.get_source_document(), children(job.name))
 		return None
