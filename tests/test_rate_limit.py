@@ -7,7 +7,7 @@ import frappe
 from frappe.utils import get_datetime
 
 from sync_tweaks.queue import dispatcher, gates, ratelimit
-from sync_tweaks.queue.workers import count as worker_count
+from sync_tweaks.queue.workers import live_workers
 from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 from tests.utils import make_source, set_type, statuses, wait_for, wait_for_status
 
@@ -28,7 +28,7 @@ def test_five_per_two_seconds_30_jobs_2_workers(workers):
 	set_type("Test Single Sync", rate_limit=5, rate_period=2, concurrency="None")
 	sources = [make_source().name for _ in range(30)]
 	workers(2)
-	wait_for(lambda: worker_count("default") >= 2, 60, message="two workers listening")
+	wait_for(lambda: len(live_workers()) >= 2, 60, message="two workers listening")
 	began = time.monotonic()
 	names = enqueue_sync_jobs("Test Single Sync", sources)
 	frappe.db.commit()
