@@ -162,7 +162,7 @@ def start_waker(queue: str, handover: str | None = None):
 def serve(sync_queue: str, token: str):
 	"""RQ entry point of the waker: sleep in Redis until the next wake-up, run what may start, repeat.
 	It serves while it holds the queue's waker lock under `token`."""
-	from sync_tweaks.queue import after_commit, dispatcher, worker
+	from sync_tweaks.queue import dispatcher, worker
 
 	delivery = worker.current_delivery()
 	end = clock.now() + LIFETIME
@@ -184,12 +184,7 @@ def serve(sync_queue: str, token: str):
 				# more may start now than this process runs in time: let the other workers help
 				_redis().set(_behind_key(sync_queue), 1, ex=HELP_SECONDS)
 			if names:
-				frappe.flags[TOKEN_WAIT] = LEAD
-				try:
-					with after_commit.held():
-						worker.run_batch(names, delivery)
-				finally:
-					frappe.flags.pop(TOKEN_WAIT, None)
+				_run(names, delivery)
 			else:
 				dispatcher.run_dispatch()  # re-reads the clocks: arms the next wake-up, if any
 	finally:
@@ -199,6 +194,23 @@ def serve(sync_queue: str, token: str):
 			start_waker(sync_queue, handover=token)
 		elif _redis().eval(_RELEASE, 1, _lock_key(sync_queue), token) and wake_at(sync_queue) is not None:
 			start_waker(sync_queue)  # armed while the lock went away
+
+
+def _run(names: list[str], delivery: str):
+	"""Run the jobs the waker took, in this process, without draining (the waker must be back in
+	time for the next token); their claims may wait out the last LEAD seconds of a token."""
+	from sync_tweaks.queue import after_commit, liveness, transactions, worker
+
+	user = frappe.session.user
+	frappe.flags[TOKEN_WAIT] = LEAD
+	try:
+		transactions.rollback()
+		with liveness.lease(delivery), after_commit.held():
+			worker.run_jobs(names, delivery)
+	finally:
+		frappe.flags.pop(TOKEN_WAIT, None)
+		if frappe.session.user != user:
+			frappe.set_user(user)
 
 
 def waker_behind(queue: str) -> bool:
