@@ -73,22 +73,21 @@ def admit(rows: list, lead: float = 0.0) -> list:
 			wake[row.queue] = min(wake.get(row.queue, at), at)
 			continue
 		limits = ratelimit.limit_of(job_type)
-		if limits and not lead and not ratelimit.waker_behind(row.queue):
-			# the waker runs the queue's rate-limited jobs in its warm process, each on its token's
-			# moment; a cold RQ job pushed now would start later and lag every later start of its
-			# token. Only when the waker cannot keep up do dispatchers push them to every worker.
-			ratelimit.arm(row.queue, now)
-			continue
 		if limits:
 			name = ratelimit.bucket(job_type, lambda row=row: _job(row))
 			if name not in room:
 				free, wait = ratelimit.peek(name, limits, now)
 				room[name] = free - _queued_in(job_type, name)
-				# no token free: the next one frees in `wait`; else the tokens about to be taken
-				# (by this pass and by Queued jobs) free a period after their claims at the earliest
-				next_token[name] = now + (wait if room[name] <= 0 and wait else limits[1])
-			if room[name] <= 0:
-				wake[row.queue] = min(wake.get(row.queue, next_token[name]), next_token[name])
+				# once the free tokens are used (by this pass or by Queued jobs), the next frees in
+				# `wait` (the oldest start leaves the window), or a period after those claims
+				next_token[name] = now + (wait if room[name] >= 0 else limits[1])
+			# the waker runs a queue's rate-limited jobs in its warm process, each on its token's
+			# moment (a cold RQ job pushed now would start later and lag every later use of its
+			# token); only when it falls behind do dispatchers push them to every worker
+			to_waker = not lead and not ratelimit.waker_behind(row.queue)
+			if room[name] <= 0 or to_waker:
+				at = next_token[name] if room[name] <= 0 else real_now
+				wake[row.queue] = min(wake.get(row.queue, at), at)
 				continue
 			room[name] -= 1
 		admitted.append(row)
@@ -107,17 +106,17 @@ def blocked_types(lead: float = 0.0) -> list[str]:
 	):
 		job_type = _job_type(name)
 		limits = ratelimit.limit_of(job_type)
-		if limits and not lead and not ratelimit.waker_behind(job_type.queue):
-			blocked.add(name)  # the waker takes them (see `admit`)
-			ratelimit.arm(job_type.queue, now)
-			continue
 		if not limits or ratelimit.key_hook(job_type):
-			continue
+			continue  # per-key buckets are judged row by row (`admit`)
 		free, wait = ratelimit.peek(name, limits, now)
-		if free - _queued_in(job_type, name) <= 0:
+		room = free - _queued_in(job_type, name)
+		if room <= 0:
 			blocked.add(name)
 			# what waits for it is never read below, so the wake-up is armed here (its type's queue)
-			ratelimit.arm(job_type.queue, now + (wait or limits[1]))
+			ratelimit.arm(job_type.queue, now + (wait if room == 0 else limits[1]))
+		elif not lead and not ratelimit.waker_behind(job_type.queue):
+			blocked.add(name)  # tokens are free: the waker takes them (see `admit`)
+			ratelimit.arm(job_type.queue, now)
 	return sorted(blocked)
 
 

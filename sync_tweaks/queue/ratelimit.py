@@ -29,6 +29,8 @@ LIFETIME = 45
 # the waker takes jobs this much before their token frees; their claim waits out the rest (in the
 # waker's process only), so starts follow the tokens instead of lagging a dispatch behind them
 LEAD = 0.3
+# the shortest wait after a wake-up that found nothing to take
+IDLE_WAIT = 0.05
 # how long dispatchers push rate-limited jobs to every worker after the waker fell behind
 HELP_SECONDS = 10
 WAKER = "sync_tweaks.queue.ratelimit.serve"
@@ -50,12 +52,13 @@ local oldest = redis.call('zrange', KEYS[1], n - limit, n - limit, 'WITHSCORES')
 return {0, tostring(tonumber(oldest[2]) + period - now)}
 """
 # Peeks at epoch `at` (now, or a moment ahead): changes nothing. ARGV: at, limit, period.
-# Returns {tokens free at `at`, seconds from `at` until the next frees when none is}.
+# Returns {tokens free at `at`, seconds from `at` until the next token frees once those are used}.
 _PEEK = """
 local at, limit, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local live = redis.call('zrangebyscore', KEYS[1], '(' .. tostring(at - period), '+inf', 'WITHSCORES')
 local n = #live / 2
-if n < limit then return {limit - n, '0'} end
+if n == 0 then return {limit, tostring(period)} end
+if n < limit then return {limit - n, tostring(tonumber(live[2]) + period - at)} end
 return {0, tostring(tonumber(live[2 * (n - limit) + 2]) + period - at)}
 """
 # keep the earliest wake-up time of a queue
@@ -113,7 +116,8 @@ def take(name: str, limits: tuple[int, float], holder: str, now: float) -> float
 
 
 def peek(name: str, limits: tuple[int, float], at: float | None = None) -> tuple[int, float]:
-	"""(tokens free at epoch `at`, default now; seconds from `at` until the next frees when none is)."""
+	"""(tokens free at epoch `at` (default now), seconds from `at` until one more frees once those
+	free ones are used)."""
 	limit, period = limits
 	free, wait = _redis().eval(_PEEK, 1, _key(name), repr(at or clock.now()), limit, repr(period))
 	return int(free), float(wait)
@@ -166,13 +170,17 @@ def serve(sync_queue: str, token: str):
 
 	delivery = worker.current_delivery()
 	end = clock.now() + LIFETIME
+	idle = False
 	try:
 		while clock.now() < end and _holds(sync_queue, token):
 			at = wake_at(sync_queue)
 			now = clock.now()
 			if at is None:
 				break
+			if idle:
+				at = max(at, now + LEAD + IDLE_WAIT)  # took nothing last time: never spin
 			if at - LEAD > now:
+				idle = False
 				if _wait(sync_queue, min(at - LEAD, end) - now):
 					break  # other work arrived in the queue: give the worker to it, a new waker follows
 				continue
@@ -183,6 +191,7 @@ def serve(sync_queue: str, token: str):
 			if len(names) >= dispatcher.batch_size():
 				# more may start now than this process runs in time: let the other workers help
 				_redis().set(_behind_key(sync_queue), 1, ex=HELP_SECONDS)
+			idle = not names
 			if names:
 				_run(names, delivery)
 			else:
@@ -241,8 +250,24 @@ def _wait(queue: str, seconds: float) -> bool:
 	queue_key = get_queue(queue).key
 	got = connection.blpop([_signal_key(queue), queue_key], timeout=max(seconds, 0.01))
 	if got and _text(got[0]) == queue_key:
-		connection.lpush(queue_key, got[1])
-		return True
+		connection.lpush(queue_key, got[1])  # an idle worker waiting on the queue takes it at once
+		return not _other_idle_worker(queue)
+	return False
+
+
+def _other_idle_worker(queue: str) -> bool:
+	"""Whether another worker listening on `queue` is idle (it takes the job the waker put back)."""
+	import rq
+	from frappe.utils.background_jobs import get_queue, get_redis_conn
+
+	current = rq.get_current_job()
+	me = getattr(current, "worker_name", None)
+	name = get_queue(queue).name
+	for worker in rq.Worker.all(connection=get_redis_conn()):
+		state = worker.get_state()
+		state = getattr(state, "value", state)
+		if worker.name != me and state == "idle" and name in worker.queue_names():
+			return True
 	return False
 
 
