@@ -250,24 +250,8 @@ def _wait(queue: str, seconds: float) -> bool:
 	queue_key = get_queue(queue).key
 	got = connection.blpop([_signal_key(queue), queue_key], timeout=max(seconds, 0.01))
 	if got and _text(got[0]) == queue_key:
-		connection.lpush(queue_key, got[1])  # an idle worker waiting on the queue takes it at once
-		return not _other_idle_worker(queue)
-	return False
-
-
-def _other_idle_worker(queue: str) -> bool:
-	"""Whether another worker listening on `queue` is idle (it takes the job the waker put back)."""
-	import rq
-	from frappe.utils.background_jobs import get_queue, get_redis_conn
-
-	current = rq.get_current_job()
-	me = getattr(current, "worker_name", None)
-	name = get_queue(queue).name
-	for worker in rq.Worker.all(connection=get_redis_conn()):
-		state = worker.get_state()
-		state = getattr(state, "value", state)
-		if worker.name != me and state == "idle" and name in worker.queue_names():
-			return True
+		connection.lpush(queue_key, got[1])
+		return True
 	return False
 
 
