@@ -94,7 +94,6 @@ function call_action(frm, action, args) {
 }
 
 function render_diff(frm) {
-	// rendered and escaped on the server (sync_tweaks.utils.diff_html)
-	const html = (frm.doc.__onload && frm.doc.__onload.diff_html) || "";
+	const html = (frm.doc.__onload && frm.doc.__onload.diff_html) || ""; // escaped by utils/diff_html
 	frm.get_field("diff_html").$wrapper.html(html);
 }
