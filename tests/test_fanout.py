@@ -94,3 +94,27 @@ def test_a_failing_hook_is_logged_and_not_run_again():
 	job = frappe.get_doc("Sync Job", parent)
 	assert job.status == "Relayed" and job.children_done_at and "on_children_done failed" in job.error_message
 	assert fanout.complete(parent) is False and len(events(parent, "on_children_done")) == 1
+
+
+def _children(parent):
+	frappe.db.rollback()
+	return frappe.get_all(
+		"Sync Job", filters={"parent_sync_job": parent}, pluck="name", order_by="creation asc"
+	)
+
+
+def test_a_child_in_conflict_is_not_done_so_on_children_done_waits():
+	"""on_children_done runs once every child reached a final status: a child in Conflict waits for a
+	person and runs again once resolved, so it is not done (nor counted done on the parent's form)."""
+	set_type("Test Multi Sync", concurrency="None")
+	parent = enqueue_sync_job("Test Multi Sync", source_doc=make_source(items=[("a", 1), ("b", 1)])).name
+	frappe.db.commit()
+	run_queued(max_rounds=1)
+	assert statuses([parent]) == {parent: "Relayed"}
+	first, second = _children(parent)
+	frappe.db.set_value("Sync Job", first, {"status": "Conflict", "job_id": None}, update_modified=False)
+	frappe.db.set_value("Sync Job", second, {"status": "Finished", "job_id": None}, update_modified=False)
+	frappe.db.commit()
+	assert fanout.complete(parent) is False, "on_children_done ran while a child awaits review"
+	assert fanout.progress(parent)["done"] == 1, "the Conflict child awaits review: not done"
+	assert not frappe.db.get_value("Sync Job", parent, "children_done_at")

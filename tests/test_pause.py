@@ -139,3 +139,20 @@ def test_the_circuit_breaker_pauses_after_n_consecutive_failures_and_notifies():
 	later = enqueue()
 	frappe.db.commit()
 	assert statuses([later, ok]) == {later: "Waiting", ok: "Finished"}
+
+
+def test_a_run_ending_in_conflict_resets_the_breaker():
+	"""A run that ends in Conflict did not fail: it resets the count of consecutive failed runs."""
+	from sync_tweaks.queue import breaker, states
+
+	set_type("Test Bypass Sync", concurrency="None", pause_after_failures=3)
+	name = enqueue_sync_job("Test Bypass Sync", context={"note": "r16"}).name
+	frappe.db.commit()
+	frappe.db.set_value("Sync Job", name, {"status": "Started"}, update_modified=False)
+	frappe.db.commit()
+	cache = frappe.cache()
+	cache.set(breaker._key("Test Bypass Sync"), 2)
+	job = frappe.get_doc("Sync Job", name)
+	states.mark_conflict(job)
+	frappe.db.commit()
+	assert breaker.consecutive_failures("Test Bypass Sync") == 0, "the Conflict run did not reset the count"

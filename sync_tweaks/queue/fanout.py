@@ -49,7 +49,8 @@ def open_children(parent: str, lock: bool = False) -> int:
 			f"""select name from `tabSync Job` where parent_sync_job=%(parent)s
 			and (status in %(open)s or (status=%(failed)s and due_at > 0))
 			{"for update" if lock else ""}""",
-			{"parent": parent, "open": tuple(s.value for s in OPEN), "failed": S.FAILED.value},
+			# a child in Conflict waits for a person: not done
+			{"parent": parent, "open": tuple(s.value for s in OPEN | {S.CONFLICT}), "failed": S.FAILED.value},
 		)
 	)
 
@@ -107,7 +108,7 @@ def progress(parent: str) -> dict:
 	)
 	failed = sum(1 for row in rows if row.status == S.FAILED.value and not row.due_at)
 	retrying = sum(1 for row in rows if row.status == S.FAILED.value and row.due_at)
-	open_statuses = {s.value for s in OPEN}
+	open_statuses = {s.value for s in OPEN | {S.CONFLICT}}
 	done = sum(1 for row in rows if row.status not in open_statuses) - retrying
 	return {
 		"total": len(rows),

@@ -125,6 +125,7 @@ def mark_conflict(job, **fields):
 	"""Started -> Conflict (Stop for Review): nothing was written; the job frees its slot and its
 	line (newer jobs of the key run; they stop on the same edit), and waits for `resolve`."""
 	_write(job, S.CONFLICT, retry_after=None, due_at=0, deadline_at=0, **fields)
+	breaker.record_run(job, failed=False)  # a run that ends other than Failed resets the breaker
 
 
 def resolve(job, decisions: dict):
