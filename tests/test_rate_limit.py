@@ -116,3 +116,66 @@ def test_the_claim_takes_the_token_a_dispatcher_could_not_know_about():
 		)
 		== []
 	)
+
+
+def test_a_rate_limited_job_in_another_queue_than_its_types_gets_a_wake_up():
+	"""A job may name its own queue: the wake-up of a rate-limited type is armed in the queues its waiting jobs are in."""
+	import time
+
+	set_type("Test Bypass Sync", rate_limit=1, rate_period=30, concurrency="None", queue="default")
+	name = enqueue_sync_job("Test Bypass Sync", context={"note": "r16"}, queue="long").name
+	frappe.db.commit()
+	assert statuses([name]) == {name: "Waiting"}
+	cache = frappe.cache()
+	# the waker of "long" wakes (clears its wake-up) but a job elsewhere took the only token first
+	cache.delete(ratelimit._wake_key("long"))
+	job_type = frappe.get_cached_doc("Sync Job Type", "Test Bypass Sync")
+	assert ratelimit.take("Test Bypass Sync", ratelimit.limit_of(job_type), "elsewhere", time.time()) == 0
+	assert dispatcher.take_ready("long", "sync-waker-review16", lead=ratelimit.LEAD) == []
+	frappe.db.commit()
+	dispatcher.run_dispatch()
+	frappe.db.commit()
+	# the token frees (the period passes): dispatch passes and the minute's maintenance run
+	cache.delete(ratelimit._key("Test Bypass Sync"))
+	for _ in range(3):
+		dispatcher.run_dispatch()
+		frappe.db.commit()
+	assert statuses([name]) == {name: "Waiting"}
+	assert ratelimit.wake_at("long") is not None, (
+		f"nothing will dispatch the job: only the type's queue is armed (default: {ratelimit.wake_at('default')})"
+	)
+
+
+def test_a_rate_limited_type_with_nothing_waiting_arms_no_waker():
+	"""A rate-limited type with nothing waiting arms no waker (a paused type's job waits meanwhile)."""
+	set_type("Test Bypass Sync", rate_limit=5, rate_period=30, concurrency="None", queue="default")
+	set_type("Test Single Sync", paused=1, concurrency="None")
+	name = enqueue_sync_job("Test Single Sync", source_doc=make_source()).name
+	frappe.db.commit()
+	assert statuses([name]) == {name: "Waiting"}
+	frappe.cache().delete(ratelimit._wake_key("default"))
+	dispatcher.run_dispatch()
+	frappe.db.commit()
+	assert ratelimit.wake_at("default") is None, "a waker is armed for a type with nothing waiting"
+
+
+def test_the_waker_ends_without_a_successor_when_nothing_of_its_queue_can_start(monkeypatch):
+	"""The waker (lifetime cut to 2 s) ends without queueing a successor when nothing in its queue may start."""
+	import time
+
+	set_type("Test Bypass Sync", rate_limit=5, rate_period=30, concurrency="None", queue="default")
+	set_type("Test Single Sync", paused=1, concurrency="None")
+	name = enqueue_sync_job("Test Single Sync", source_doc=make_source()).name
+	frappe.db.commit()
+	cache = frappe.cache()
+	cache.set(ratelimit._lock_key("default"), "r16token", ex=60)
+	cache.set(ratelimit._wake_key("default"), repr(time.time()), ex=60)
+	pushed = []
+	monkeypatch.setattr(frappe, "enqueue", lambda *a, **kw: pushed.append(kw))
+	monkeypatch.setattr(ratelimit, "LIFETIME", 2)
+	rounds = []
+	real = dispatcher.take_ready
+	monkeypatch.setattr(dispatcher, "take_ready", lambda *a, **kw: rounds.append(1) or real(*a, **kw))
+	ratelimit.serve("default", "r16token")
+	assert statuses([name]) == {name: "Waiting"}
+	assert pushed == [], f"the waker took nothing in {len(rounds)} rounds and still queued a successor"

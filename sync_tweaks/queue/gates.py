@@ -16,7 +16,9 @@ import time
 
 import frappe
 from frappe.utils import add_to_date, get_datetime
+from frappe.utils.background_jobs import get_queues_timeout
 
+from sync_tweaks.engine.status import S
 from sync_tweaks.queue import clock, ratelimit
 
 
@@ -108,16 +110,36 @@ def blocked_types(lead: float = 0.0) -> list[str]:
 		limits = ratelimit.limit_of(job_type)
 		if not limits or ratelimit.key_hook(job_type):
 			continue  # per-key buckets are judged row by row (`admit`)
+		queues = ready_queues(name)
+		if not queues:
+			continue  # nothing of it could start now: no wake-up to arm
 		free, wait = ratelimit.peek(name, limits, now)
 		room = free - _queued_in(job_type, name)
 		if room <= 0:
 			blocked.add(name)
-			# what waits for it is never read below, so the wake-up is armed here (its type's queue)
-			ratelimit.arm(job_type.queue, now + (wait if room == 0 else limits[1]))
-		elif not lead and not ratelimit.waker_behind(job_type.queue):
-			blocked.add(name)  # tokens are free: the waker takes them (see `admit`)
-			ratelimit.arm(job_type.queue, now)
+			# what waits for it is never read below, so the wake-up is armed here (in its jobs' queues)
+			for queue in queues:
+				ratelimit.arm(queue, now + (wait if room == 0 else limits[1]))
+		elif not lead:
+			behind = [queue for queue in queues if ratelimit.waker_behind(queue)]
+			if not behind:
+				blocked.add(name)  # tokens are free: the waker takes them (see `admit`)
+				for queue in queues:
+					ratelimit.arm(queue, now)
 	return sorted(blocked)
+
+
+def ready_queues(job_type: str) -> list[str]:
+	"""The queues where a job of `job_type` heads a free line and is due (one indexed probe each)."""
+	return [
+		queue
+		for queue in get_queues_timeout()
+		if frappe.db.sql(
+			"""select name from `tabSync Job` where status=%(waiting)s and queue=%(queue)s
+			and next_in_key=1 and sync_job_type=%(job_type)s and ifnull(due_at, 0) <= %(now)s limit 1""",
+			{"waiting": S.WAITING.value, "queue": queue, "job_type": job_type, "now": clock.now()},
+		)
+	]
 
 
 def refusal(job, job_type, now: float) -> tuple[str | None, float]:
