@@ -179,3 +179,17 @@ def test_the_waker_ends_without_a_successor_when_nothing_of_its_queue_can_start(
 	ratelimit.serve("default", "r16token")
 	assert statuses([name]) == {name: "Waiting"}
 	assert pushed == [], f"the waker took nothing in {len(rounds)} rounds and still queued a successor"
+
+
+def test_the_waker_takes_only_jobs_whose_timeouts_fit_in_its_rq_limit():
+	"""The waker's RQ job leaves room for a batch of the longest rate-limited jobs, and it takes only
+	jobs whose timeouts still fit in what is left of that limit."""
+	set_type(
+		"Test Bypass Sync", rate_limit=100, rate_period=30, concurrency="None", queue="default", timeout=300
+	)
+	names = [enqueue_sync_job("Test Bypass Sync", context={"n": i}).name for i in range(3)]
+	frappe.db.commit()
+	assert ratelimit.waker_timeout() >= ratelimit.LIFETIME + 60 + dispatcher.batch_size() * 300
+	taken = dispatcher.take_ready("default", "sync-waker-test", lead=ratelimit.LEAD, seconds=400)
+	frappe.db.commit()
+	assert len(taken) == 1 and set(taken) <= set(names), "one job of 300 s fits in 400 s, not two"

@@ -154,11 +154,13 @@ def take_one(name: str, job_id: str) -> bool:
 	return True
 
 
-def take_ready(queue: str, delivery: str, lead: float = 0.0) -> list[str]:
+def take_ready(queue: str, delivery: str, lead: float = 0.0, seconds: float | None = None) -> list[str]:
 	"""Queue for `delivery` the jobs of `queue` that may start within `lead` seconds (the waker runs
-	them itself); returns their names."""
+	them itself), whose timeouts fit in the `seconds` its RQ job has left; returns their names."""
 	busy = lines.busy_keys()
 	candidates = oldest_ready(queue, busy, limit=batch_size(), blocked=gates.blocked_types(lead))
+	if seconds is not None:
+		candidates = fitting(candidates, seconds)
 	rows = _take(candidates, busy, lead)
 	if rows:
 		states.mark_queued([row.name for row in rows], delivery)

@@ -22,7 +22,7 @@ from functools import partial
 
 import frappe
 
-from sync_tweaks.queue import clock
+from sync_tweaks.queue import clock, timeouts
 
 HORIZON = 60
 LIFETIME = 45
@@ -153,7 +153,7 @@ def start_waker(queue: str, handover: str | None = None):
 		frappe.enqueue(
 			WAKER,
 			queue=queue,
-			timeout=LIFETIME + 60,
+			timeout=waker_timeout(),
 			job_id="sync-waker-" + token,
 			sync_queue=queue,
 			token=token,
@@ -163,6 +163,15 @@ def start_waker(queue: str, handover: str | None = None):
 		frappe.log_error(title="Sync Job waker could not be queued")
 
 
+def waker_timeout() -> int:
+	"""RQ's limit for a waker: its lifetime, and room to run a batch of the longest rate-limited jobs
+	(`take_ready` only takes what still fits)."""
+	from sync_tweaks.queue import dispatcher
+
+	longest = frappe.db.sql("select max(timeout) from `tabSync Job Type` where rate_limit > 0")[0][0]
+	return LIFETIME + 60 + dispatcher.batch_size() * ((longest or 300) + timeouts.OVERRUN_SECONDS)
+
+
 def serve(sync_queue: str, token: str):
 	"""RQ entry point of the waker: sleep in Redis until the next wake-up, run what may start, repeat.
 	It serves while it holds the queue's waker lock under `token`."""
@@ -170,6 +179,7 @@ def serve(sync_queue: str, token: str):
 
 	delivery = worker.current_delivery()
 	end = clock.now() + LIFETIME
+	rq_end = clock.now() + waker_timeout() - worker.DRAIN_MARGIN_SECONDS
 	idle = False
 	try:
 		while clock.now() < end and _holds(sync_queue, token):
@@ -186,7 +196,7 @@ def serve(sync_queue: str, token: str):
 				continue
 			_redis().eval(_WAKE_CLEAR, 1, _wake_key(sync_queue), repr(at))
 			frappe.db.rollback()
-			names = dispatcher.take_ready(sync_queue, delivery, lead=LEAD)
+			names = dispatcher.take_ready(sync_queue, delivery, lead=LEAD, seconds=rq_end - clock.now())
 			frappe.db.commit()
 			if len(names) >= dispatcher.batch_size():
 				# more may start now than this process runs in time: let the other workers help
