@@ -118,3 +118,49 @@ def test_a_child_in_conflict_is_not_done_so_on_children_done_waits():
 	assert fanout.complete(parent) is False, "on_children_done ran while a child awaits review"
 	assert fanout.progress(parent)["done"] == 1, "the Conflict child awaits review: not done"
 	assert not frappe.db.get_value("Sync Job", parent, "children_done_at")
+
+
+def test_deleting_the_last_open_child_completes_the_parent():
+	"""Deleting the last open child of a relayed parent completes the parent."""
+	set_type("Test Multi Sync", concurrency="None")
+	parent = enqueue_sync_job("Test Multi Sync", source_doc=make_source(items=[("a", 1), ("b", 1)])).name
+	frappe.db.commit()
+	run_queued(max_rounds=1)
+	first, second = _children(parent)
+	frappe.db.set_value("Sync Job", first, {"status": "Finished", "job_id": None}, update_modified=False)
+	frappe.db.commit()
+	try:
+		frappe.delete_doc("Sync Job", second, force=True)
+		frappe.db.commit()
+	except (frappe.ValidationError, frappe.LinkExistsError) as e:
+		frappe.db.rollback()
+		print(f"\ndeleting an open child is refused: {e}")
+		return
+	assert frappe.db.get_value("Sync Job", parent, "children_done_at"), "the parent never completes"
+
+
+def test_a_completion_check_that_hits_a_transient_error_is_tried_again_by_maintenance(monkeypatch):
+	"""A completion check that failed (a lock wait) is tried again by the minute's maintenance."""
+	from sync_tweaks.queue import maintenance
+
+	set_type("Test Multi Sync", concurrency="None")
+	parent = enqueue_sync_job("Test Multi Sync", source_doc=make_source(items=[("a", 1), ("b", 1)])).name
+	frappe.db.commit()
+	run_queued(max_rounds=1)
+	real = fanout.open_children
+	failures, failing = [], [1]
+
+	def flaky(parent_name, lock=False):
+		if lock and failing:
+			failures.append(1)
+			raise frappe.QueryTimeoutError("Lock wait timeout exceeded")
+		return real(parent_name, lock)
+
+	monkeypatch.setattr(fanout, "open_children", flaky)
+	run_queued()
+	assert set(statuses(_children(parent)).values()) == {"Finished"}
+	assert failures, "the completion check hit the error"
+	failing.clear()  # the database is fine again
+	maintenance.run_maintenance()
+	frappe.db.commit()
+	assert frappe.db.get_value("Sync Job", parent, "children_done_at"), "on_children_done is lost"

@@ -24,6 +24,24 @@ def complete(parent: str) -> bool:
 		return False
 
 
+def complete_missed(limit: int = 100) -> list[str]:
+	"""Maintenance: relayed parents whose children are all done but whose completion never ran (a
+	check after a child's commit failed); the oldest `limit` are checked each run."""
+	parents = frappe.db.sql_list(
+		"""select p.name from `tabSync Job` p where p.status=%(relayed)s and p.children_done_at is null
+		and not exists (select 1 from `tabSync Job` c where c.parent_sync_job=p.name
+			and (c.status in %(open)s or (c.status=%(failed)s and c.due_at > 0)))
+		order by p.creation asc limit %(limit)s""",
+		{
+			"relayed": S.RELAYED.value,
+			"open": tuple(s.value for s in OPEN | {S.CONFLICT}),
+			"failed": S.FAILED.value,
+			"limit": limit,
+		},
+	)
+	return [parent for parent in parents if complete(parent)]
+
+
 def _complete(parent: str) -> bool:
 	from sync_tweaks.queue import states
 

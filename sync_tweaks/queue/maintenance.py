@@ -13,14 +13,21 @@ from frappe import _
 from frappe.utils.background_jobs import get_job
 
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import clock, dispatcher, gates, lines, liveness, retry, slots, states, worker
+from sync_tweaks.queue import clock, dispatcher, fanout, gates, lines, liveness, retry, slots, states, worker
 
 LIVE_RQ_STATES = frozenset({"queued", "started", "deferred", "scheduled"})
 
 
 def run_maintenance():
 	"""Scheduler entry point (cron, every minute); one step failing never stops the others."""
-	for step in (recover_started, requeue_vanished, retry_due, cancel_expired, lines.repair):
+	for step in (
+		recover_started,
+		requeue_vanished,
+		retry_due,
+		cancel_expired,
+		lines.repair,
+		fanout.complete_missed,
+	):
 		try:
 			step()
 			frappe.db.commit()

@@ -174,6 +174,8 @@ class SyncJob(Document):
 			after_commit.request(release=[(self.concurrency_key, self.name)])
 		elif self.status == st.S.FAILED and self.due_at:
 			after_commit.request(keys=[self.concurrency_key])  # it held its line: the next job moves up
+		if self.parent_sync_job:
+			after_commit.request(parents=[self.parent_sync_job])  # it may have been the last one open
 
 	# controller API
 
