@@ -4,7 +4,9 @@ Two types syncing A -> B and B -> A: the job of A -> B saves B, whose doc hook c
 `enqueue_sync_job("B to A", source_doc=B)`. While a job writes its target (from `before_sync` to
 `after_sync`, or inside a bypass controller's `execute`), a request is that job's echo when its
 source is the document being written and its target is the job's source (or a document of the job's
-source type, when the request names no target). An echo creates no job: `create_sync_job` and
+source type, when the request names no target). A request whose target type (its own or its type's)
+is not the job's source type is a legitimate job of another pair, never an echo; bulk requests
+(`enqueue_sync_jobs`) are checked row by row. An echo creates no job: `create_sync_job` and
 `enqueue_sync_job` return None, so one user edit produces exactly one job. A controller that wants
 the echo sets `sync_job.flags.allow_echo = True` in any hook before the save.
 """
@@ -39,7 +41,8 @@ def is_echo(request, job_type) -> bool:
 			return False
 	elif source_type != job.target_document_type:
 		return False
+	# only the pair's reverse type: a type whose target is not the job's source type is no echo
 	target_type = request.target_document_type or job_type.target_document_type
-	if target_type and target_type != job.source_document_type:
+	if not target_type or target_type != job.source_document_type:
 		return False
 	return not request.target_document_name or request.target_document_name == job.source_document_name

@@ -74,16 +74,18 @@ def enqueue_sync_job(sync_job_type: str | dict | None = None, **params: Any):
 def enqueue_sync_jobs(sync_job_type: str, sources: list, **common: Any) -> list[str]:
 	"""Queue one job per source (names, documents or dicts of parameters) with batched inserts.
 
-	Returns the job names (existing ones where a source coalesced into a job not started yet).
+	Returns the job names (existing ones where a source coalesced into a job not started yet); a
+	source whose request is the echo of the running job's write (sync_tweaks.echo) gets no job.
 	"""
 	job_type = get_job_type(sync_job_type)
 	names: list[str] = []
 	show_progress = not getattr(frappe.local, "request", None) and len(sources) > BULK_CHUNK
 	for start in range(0, len(sources), BULK_CHUNK):
 		chunk = sources[start : start + BULK_CHUNK]
-		names.extend(
-			_bulk_insert(job_type, [_bulk_request(sync_job_type, source, common) for source in chunk])
-		)
+		requests = [_bulk_request(sync_job_type, source, common) for source in chunk]
+		requests = [request for request in requests if not echo.is_echo(request, job_type)]
+		if requests:
+			names.extend(_bulk_insert(job_type, requests))
 		if show_progress:
 			frappe.utils.update_progress_bar(_("Enqueueing Sync Jobs"), start + len(chunk) - 1, len(sources))
 	if show_progress:
