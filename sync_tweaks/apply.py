@@ -289,10 +289,15 @@ class SyncRun:
 
 
 def set_path(doc, path: str, value):
-	"""Put a value of the flat state (`engine.conflicts`) back on the document or its child row."""
+	"""Put a value of the flat state (`engine.conflicts`) back on the document or its child row (a
+	whole row, for a row path)."""
 	table, row_name, field = conflicts.split_path(path)
 	if table is None:
 		doc.set(field, value)
+		return
+	if field == conflicts.ROW:  # a kept row the sync removed: back as the target had it
+		if not any(row.name == row_name for row in doc.get(table) or []):
+			doc.append(table, {**value, "name": row_name})
 		return
 	for row in doc.get(table) or []:
 		if row.name == row_name:

@@ -7,10 +7,17 @@ wrote it. Before an Update, a path whose target value differs from its last sync
 edited it) and that the sync would now change is a conflict, with three values: `synced` (what the
 last sync wrote), `now` (the target now) and `wants` (what the sync would write).
 
-Each conflict gets a choice: take the source (write `wants`) or keep the target (leave `now`). A kept
-edit keeps its last synced value in the recorded state, so it still reads as an edit, and remembers
-what the source wanted (`kept`): while the source still wants that, later syncs leave the field
-alone without asking again; once the source wants something new, it is a conflict again.
+A child row the sync would remove is a conflict too when a person touched it on the target: edited
+since the last sync, or added there (the last sync never wrote it). Its path is `table:row_name:*`
+(`ROW`), `now` the row's values on the target, `synced` the row as last synced (None: added on the
+target) and `wants` None (removed). Keeping it puts the row back as the target has it.
+
+Each conflict gets a choice: take the source (write `wants`) or keep the target (leave `now`). A
+decision remembers both values the person saw (`now` and `wants`) and applies only while both still
+hold. A kept edit keeps its last synced value in the recorded state, so it still reads as an edit,
+and remembers what the source wanted (`kept`): under Keep Target Edits, while the source still wants
+that, later syncs leave the field alone without asking again; once the source wants something new,
+or under another policy, it is a conflict again.
 """
 
 import dataclasses
@@ -23,6 +30,8 @@ POLICIES = (OVERWRITE, KEEP_TARGET, STOP)
 SOURCE = "source"
 TARGET = "target"
 CHOICES = (SOURCE, TARGET)
+# the field part of a whole child row's path (a row the sync would remove)
+ROW = "*"
 # what each policy chooses for a conflict nobody decided (None: a person must decide)
 POLICY_CHOICE = {OVERWRITE: SOURCE, KEEP_TARGET: TARGET, STOP: None}
 
@@ -98,8 +107,8 @@ def detect(
 	decisions: dict | None = None,
 ) -> Plan:
 	"""Compare the target now (`before`) and as the sync would write it (`after`) with the last
-	synced state. A decision (`{path: {"choice", "now"}}`) applies only while the target still holds
-	the value the person saw; otherwise the policy chooses."""
+	synced state. A decision (`{path: {"choice", "now", "wants"}}`) applies only while the target
+	still holds, and the source still wants, the values the person saw; otherwise the policy chooses."""
 	plan = Plan()
 	if synced is None:
 		return plan  # never synced: nothing tells an edit from the sync's own value
@@ -110,29 +119,76 @@ def detect(
 		now = before[path]
 		if wants == now:
 			continue  # the sync would not change it
-		if path in kept and kept[path] == wants:
+		if policy == KEEP_TARGET and path in kept and kept[path] == wants:
 			plan.keep[path] = (now, wants)  # kept before, and the source still wants the same
 			continue
 		if now == synced[path]:
 			continue  # nobody edited it since the last sync
-		decision = decisions.get(path)
-		if decision and decision.get("choice") in CHOICES and decision.get("now") == now:
-			choice = decision["choice"]
-		else:
-			choice = POLICY_CHOICE[policy]
-		plan.conflicts.append(Conflict(path, synced[path], now, wants, choice))
-		if choice == TARGET:
-			plan.keep[path] = (now, wants)
+		_conflict(plan, path, synced[path], now, wants, policy, decisions)
+	after_rows, synced_rows = rows(after), rows(synced)
+	for (table, row), now in sorted(rows(before).items()):
+		if (table, row) in after_rows:
+			continue  # the sync keeps the row (its fields were compared above)
+		was = synced_rows.get((table, row))
+		if was is not None and all(now.get(field) == value for field, value in was.items()):
+			continue  # untouched since the last sync: removing it is the sync's to do
+		path = row_path(table, row)
+		if policy == KEEP_TARGET and path in kept and kept[path] is None:
+			plan.keep[path] = (now, None)  # kept before, and the source still removes it
+			continue
+		_conflict(plan, path, was, now, None, policy, decisions)
 	return plan
+
+
+def _conflict(plan: Plan, path: str, synced, now, wants, policy: str, decisions: dict):
+	decision = decisions.get(path)
+	if (
+		decision
+		and decision.get("choice") in CHOICES
+		and decision.get("now") == now
+		and "wants" in decision
+		and decision["wants"] == wants
+	):
+		choice = decision["choice"]
+	else:
+		choice = POLICY_CHOICE[policy]
+	plan.conflicts.append(Conflict(path, synced, now, wants, choice))
+	if choice == TARGET:
+		plan.keep[path] = (now, wants)
+
+
+def row_path(table: str, row: str) -> str:
+	"""The path of a whole child row."""
+	return f"{table}:{row}:{ROW}"
+
+
+def rows(state: dict) -> dict[tuple[str, str], dict]:
+	"""`(table, row name) -> {field: value}` of the child rows of a flat state."""
+	found: dict[tuple[str, str], dict] = {}
+	for path, value in state.items():
+		table, row, field = split_path(path)
+		if table is not None and field != ROW:
+			found.setdefault((table, row), {})[field] = value
+	return found
 
 
 def next_state(written: dict, synced: dict | None, plan: Plan) -> tuple[dict, dict]:
 	"""(synced, kept) to record after a write: the target as written, except that kept edits keep
-	their last synced value and remember what the source wanted."""
+	their last synced value (a kept row added on the target stays out) and remember what the source
+	wanted."""
 	state = dict(written)
 	kept = {}
+	if synced is None:
+		return state, kept
 	for path, (_now, wants) in plan.keep.items():
-		if path in state and synced is not None and path in synced:
+		table, row, field = split_path(path)
+		if field == ROW:
+			prefix = f"{table}:{row}:"
+			for key in [key for key in state if key.startswith(prefix)]:
+				del state[key]
+			state.update({key: value for key, value in synced.items() if key.startswith(prefix)})
+			kept[path] = None
+		elif path in state and path in synced:
 			state[path] = synced[path]
 			kept[path] = wants
 	return state, kept
@@ -140,7 +196,7 @@ def next_state(written: dict, synced: dict | None, plan: Plan) -> tuple[dict, di
 
 def decide(conflicts: list[dict], choices: dict) -> dict:
 	"""The decisions to store for a Conflict job: every open conflict needs a choice; each decision
-	remembers the target value it was made against."""
+	remembers the target value it was made against and the value the source wanted then."""
 	if not isinstance(choices, dict):
 		raise DecisionError("Decisions must map each conflicting field to source or target")
 	open_conflicts = {c["path"]: c for c in conflicts if not c.get("choice")}
@@ -153,6 +209,19 @@ def decide(conflicts: list[dict], choices: dict) -> dict:
 	for path, choice in choices.items():
 		if choice not in CHOICES:
 			raise DecisionError("Choice for {0} must be source or target, not {1}", path, choice)
-	decided = {c["path"]: {"choice": c["choice"], "now": c["now"]} for c in conflicts if c.get("choice")}
-	decided.update({path: {"choice": choices[path], "now": open_conflicts[path]["now"]} for path in choices})
+	decided = {
+		c["path"]: {"choice": c["choice"], "now": c["now"], "wants": c.get("wants")}
+		for c in conflicts
+		if c.get("choice")
+	}
+	decided.update(
+		{
+			path: {
+				"choice": choices[path],
+				"now": open_conflicts[path]["now"],
+				"wants": open_conflicts[path].get("wants"),
+			}
+			for path in choices
+		}
+	)
 	return decided
