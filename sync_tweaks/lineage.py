@@ -50,6 +50,10 @@ def get_rows(doctype: str, name: str) -> list[dict]:
 		if link.job and not may_read_job(link):
 			link.update(job=None, status=None, job_owner=None, ended_at=None, job_modified=None)
 			link.update(conflict_count=0, diff_summary=None)
+		readable = may_read_other(link[other + "type"], link[other + "name"])
+		if not readable:
+			link[other + "name"] = None  # neither its name nor its values (the diff) are shown
+			link.update(diff_summary=None)
 		rows.append(
 			{
 				"sync_job_type": link.sync_job_type,
@@ -62,7 +66,7 @@ def get_rows(doctype: str, name: str) -> list[dict]:
 				"owner": link.job_owner,
 				"when": link.ended_at or link.job_modified,
 				"conflict_count": link.conflict_count or 0,
-				"diff_html": render_diff(link.diff_summary) if link.job else "",
+				"diff_html": render_diff(link.diff_summary) if link.job and readable else "",
 				"jobs_filter": {f"{link.side}_document_type": doctype, f"{link.side}_document_name": name},
 			}
 		)
@@ -87,6 +91,15 @@ def may_read_job(link) -> bool:
 		}
 	)
 	return bool(frappe.has_permission("Sync Job", "read", doc=job))
+
+
+def may_read_other(doctype: str, name: str | None) -> bool:
+	"""Read permission on the link's other document (a deleted one: read permission on its type)."""
+	if frappe.session.user == "Administrator":
+		return True
+	if name and frappe.db.exists(doctype, name):
+		return bool(frappe.has_permission(doctype, "read", doc=name))
+	return bool(frappe.has_permission(doctype, "read"))
 
 
 # the framework's own records never carry lineage

@@ -179,3 +179,25 @@ def test_lineage_hides_the_last_job_from_a_user_who_may_not_read_that_job(monkey
 	assert [(row["sync_job_type"], row["job"], row["status"], row["diff_html"]) for row in rows] == [
 		("Test Single Sync", None, None, "")
 	]
+
+
+def test_lineage_hides_the_name_and_diff_of_a_document_the_user_may_not_read(monkeypatch):
+	"""A user who may read the target and Sync Jobs but not the source learns neither the source's
+	name nor its values (the job's diff) from the target's lineage."""
+	source, target, _job = synced_source("secret-source-name")
+	real = frappe.has_permission
+
+	def no_sources(doctype=None, ptype="read", doc=None, *args, **kwargs):
+		if doctype == "Sync Test Source":
+			return False
+		return real(doctype, ptype, doc, *args, **kwargs)
+
+	with as_user("lineage-sm@example.com", ["System Manager"]):
+		rows = lineage.get_lineage("Sync Test Target", target)
+		assert [row["other_name"] for row in rows] == [source.name]  # control: readable, named
+		monkeypatch.setattr(frappe, "has_permission", no_sources)
+		rows = lineage.get_lineage("Sync Test Target", target)
+	assert rows and rows[0]["job"], rows  # the job itself stays visible
+	assert [(row["other_doctype"], row["other_name"], row["diff_html"]) for row in rows] == [
+		("Sync Test Source", None, "")
+	]

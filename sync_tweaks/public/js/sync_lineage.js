@@ -50,9 +50,12 @@ function render_sync_lineage(frm) {
 function sync_lineage_row(row) {
 	const esc = frappe.utils.escape_html;
 	const role = row.side === "source" ? __("Target") : __("Source");
-	const other = `${esc(role)}: <a href="/app/${frappe.router.slug(row.other_doctype)}/${encodeURIComponent(
-		row.other_name
-	)}">${esc(row.other_doctype)} ${esc(row.other_name)}</a>`;
+	// no name: the user may not read the other document (the server hides it)
+	const other = row.other_name
+		? `${esc(role)}: <a href="/app/${frappe.router.slug(row.other_doctype)}/${encodeURIComponent(
+				row.other_name
+		  )}">${esc(row.other_doctype)} ${esc(row.other_name)}</a>`
+		: `${esc(role)}: ${esc(row.other_doctype)} <span class="text-muted">${esc(__("(not permitted)"))}</span>`;
 	const status = row.status
 		? `<span class="indicator-pill ${SYNC_LINEAGE_COLORS[row.status] || "gray"}">${esc(
 				__(row.status)
