@@ -45,3 +45,14 @@ def test_clear_old_logs_keeps_open_and_recent_jobs():
 
 def test_sync_job_is_registered_with_log_settings():
 	assert frappe.get_hooks("default_log_clearing_doctypes").get("Sync Job") in (30, [30])
+
+
+def test_clear_old_logs_keeps_a_relayed_parent_whose_child_waits_in_conflict():
+	"""A Conflict child waits for a person: its Relayed parent stays with it."""
+	old_parent = aged("Relayed", days=60)
+	child = aged("Conflict", days=60, parent_sync_job=old_parent)
+	frappe.db.commit()
+	SyncJob.clear_old_logs(days=30)
+	frappe.db.commit()
+	assert frappe.db.exists("Sync Job", child)
+	assert frappe.db.exists("Sync Job", old_parent), "the parent of a Conflict child was deleted"

@@ -25,6 +25,8 @@ from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_
 from sync_tweaks.utils.sync_job import dry_run_request, insert_job, validate_queue
 
 BULK_LIMIT = 1000
+# a child in Conflict waits for a person: retention counts it as open, like a queued or running one
+OPEN_OR_CONFLICT = (*st.OPEN, st.S.CONFLICT)
 
 
 class SyncJob(Document):
@@ -234,7 +236,7 @@ class SyncJob(Document):
 			"""select job.name from `tabSync Job` job where job.status in %(closed)s and job.modified < %(cutoff)s
 			and not exists (select 1 from `tabSync Job` child where child.parent_sync_job=job.name
 			and child.status in %(open)s) limit 1000""",
-			{"closed": closed, "cutoff": cutoff, "open": tuple(s.value for s in st.OPEN)},
+			{"closed": closed, "cutoff": cutoff, "open": tuple(s.value for s in OPEN_OR_CONFLICT)},
 		):
 			frappe.db.delete("Sync Job", {"name": ["in", names]})
 
@@ -348,8 +350,11 @@ def get_document_even_if_deleted(doctype: str | None, name: str | None):
 
 
 def has_open_children(name: str) -> bool:
+	"""Whether a child of the job is still open or waits for a person in Conflict."""
 	return bool(
-		frappe.db.exists("Sync Job", {"parent_sync_job": name, "status": ["in", [s.value for s in st.OPEN]]})
+		frappe.db.exists(
+			"Sync Job", {"parent_sync_job": name, "status": ["in", [s.value for s in OPEN_OR_CONFLICT]]}
+		)
 	)
 
 
