@@ -79,10 +79,15 @@ def test_no_edit_is_overwritten_silently_and_a_kept_edit_is_asked_about_once(act
 			open_conflicts = [conflict for conflict in world.stopped if not conflict["choice"]]
 			decisions = c.decide(world.stopped, {conflict["path"]: arg for conflict in open_conflicts})
 			edited_since = {path for path in FIELDS if world.target[path] != world.stopped_on[path]}
+			seen_wants = {conflict["path"]: conflict["wants"] for conflict in world.stopped}
+			moved_since = {path for path in FIELDS if world.source[path] != seen_wants.get(path)}
 			plan, _after = world.sync(c.STOP, decisions)
-			# a decision applies while the target holds what the person saw; edited again, it asks
-			# again (and a source that moved meanwhile may raise new conflicts)
-			assert {conflict.path for conflict in plan.open} & set(decisions) <= edited_since, plan
+			# a decision applies while the target holds, and the source wants, what the person saw;
+			# edited again or moved on, it asks again
+			assert {conflict.path for conflict in plan.open} & set(decisions) <= edited_since | moved_since
+			for conflict in plan.open:
+				if conflict.path in moved_since - edited_since and conflict.path in decisions:
+					assert conflict.wants != seen_wants[conflict.path], plan
 		elif kind == "sync":
 			target_before = dict(world.target)
 			plan, _after = world.sync(arg)
@@ -95,12 +100,12 @@ def test_no_edit_is_overwritten_silently_and_a_kept_edit_is_asked_about_once(act
 
 def test_a_decision_needs_a_choice_for_every_open_conflict_and_nothing_else():
 	open_conflicts = [
-		{"path": "qty", "now": 5, "choice": None},
-		{"path": "title", "now": "x", "choice": "source"},
+		{"path": "qty", "now": 5, "wants": 1, "choice": None},
+		{"path": "title", "now": "x", "wants": "y", "choice": "source"},
 	]
 	assert c.decide(open_conflicts, {"qty": "target"}) == {
-		"qty": {"choice": "target", "now": 5},
-		"title": {"choice": "source", "now": "x"},
+		"qty": {"choice": "target", "now": 5, "wants": 1},
+		"title": {"choice": "source", "now": "x", "wants": "y"},
 	}
 	for bad in ({}, {"qty": "target", "title": "target"}, {"qty": "maybe"}, ["qty"]):
 		try:

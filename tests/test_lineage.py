@@ -172,7 +172,7 @@ def test_lineage_hides_the_last_job_from_a_user_who_may_not_read_that_job(monkey
 			return doc.owner == "lineage-owner@example.com"
 		return real(doctype, ptype, doc, *args, **kwargs)
 
-	with as_user("lineage-sm@example.com", ["System Manager"]):
+	with as_user("lineage-sm@example.com", ["System Manager", "Sync Tester"]):
 		monkeypatch.setattr(frappe, "has_permission", only_own_jobs)
 		rows = lineage.get_rows("Sync Test Target", target)
 	assert asked == [job]
@@ -192,7 +192,7 @@ def test_lineage_hides_the_name_and_diff_of_a_document_the_user_may_not_read(mon
 			return False
 		return real(doctype, ptype, doc, *args, **kwargs)
 
-	with as_user("lineage-sm@example.com", ["System Manager"]):
+	with as_user("lineage-sm@example.com", ["System Manager", "Sync Tester"]):
 		rows = lineage.get_lineage("Sync Test Target", target)
 		assert [row["other_name"] for row in rows] == [source.name]  # control: readable, named
 		monkeypatch.setattr(frappe, "has_permission", no_sources)

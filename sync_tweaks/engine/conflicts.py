@@ -15,9 +15,11 @@ target) and `wants` None (removed). Keeping it puts the row back as the target h
 Each conflict gets a choice: take the source (write `wants`) or keep the target (leave `now`). A
 decision remembers both values the person saw (`now` and `wants`) and applies only while both still
 hold. A kept edit keeps its last synced value in the recorded state, so it still reads as an edit,
-and remembers what the source wanted (`kept`): under Keep Target Edits, while the source still wants
-that, later syncs leave the field alone without asking again; once the source wants something new,
-or under another policy, it is a conflict again.
+and remembers what the source wanted (`kept`, `{"wants", "decided"}`): while the source still wants
+that, later syncs under Keep Target Edits leave the field alone without asking again, and so do
+syncs under Stop for Review when a person decided it (`decided`); a field kept by the Keep Target
+Edits policy alone is asked about under Stop for Review, and Overwrite writes it. Once the source
+wants something new, it is a conflict again.
 """
 
 import dataclasses
@@ -68,6 +70,8 @@ class Plan:
 	conflicts: list[Conflict] = dataclasses.field(default_factory=list)
 	# path -> (now, wants): fields to leave as the target has them (kept edits, old and new)
 	keep: dict[str, tuple] = dataclasses.field(default_factory=dict)
+	# the kept paths a person decided (not the policy)
+	decided: set[str] = dataclasses.field(default_factory=set)
 
 	@property
 	def open(self) -> list[Conflict]:
@@ -119,7 +123,7 @@ def detect(
 		now = before[path]
 		if wants == now:
 			continue  # the sync would not change it
-		if policy == KEEP_TARGET and path in kept and kept[path] == wants:
+		if _still_kept(plan, kept, path, wants, policy):
 			plan.keep[path] = (now, wants)  # kept before, and the source still wants the same
 			continue
 		if now == synced[path]:
@@ -133,7 +137,7 @@ def detect(
 		if was is not None and all(now.get(field) == value for field, value in was.items()):
 			continue  # untouched since the last sync: removing it is the sync's to do
 		path = row_path(table, row)
-		if policy == KEEP_TARGET and path in kept and kept[path] is None:
+		if _still_kept(plan, kept, path, None, policy):
 			plan.keep[path] = (now, None)  # kept before, and the source still removes it
 			continue
 		_conflict(plan, path, was, now, None, policy, decisions)
@@ -150,11 +154,30 @@ def _conflict(plan: Plan, path: str, synced, now, wants, policy: str, decisions:
 		and decision["wants"] == wants
 	):
 		choice = decision["choice"]
+		if choice == TARGET:
+			plan.decided.add(path)
 	else:
 		choice = POLICY_CHOICE[policy]
 	plan.conflicts.append(Conflict(path, synced, now, wants, choice))
 	if choice == TARGET:
 		plan.keep[path] = (now, wants)
+
+
+def _still_kept(plan: Plan, kept: dict, path: str, wants, policy: str) -> bool:
+	"""Whether an edit kept before stays kept without asking: the source still wants what it wanted
+	then, under Keep Target Edits, or under Stop for Review when a person decided it."""
+	if path not in kept:
+		return False
+	entry = kept[path]
+	if isinstance(entry, dict) and "wants" in entry:
+		kept_wants, decided = entry["wants"], bool(entry.get("decided"))
+	else:
+		kept_wants, decided = entry, False  # recorded before `decided` existed
+	if kept_wants != wants or not (policy == KEEP_TARGET or (policy == STOP and decided)):
+		return False
+	if decided:
+		plan.decided.add(path)
+	return True
 
 
 def row_path(table: str, row: str) -> str:
@@ -187,10 +210,10 @@ def next_state(written: dict, synced: dict | None, plan: Plan) -> tuple[dict, di
 			for key in [key for key in state if key.startswith(prefix)]:
 				del state[key]
 			state.update({key: value for key, value in synced.items() if key.startswith(prefix)})
-			kept[path] = None
+			kept[path] = {"wants": None, "decided": path in plan.decided}
 		elif path in state and path in synced:
 			state[path] = synced[path]
-			kept[path] = wants
+			kept[path] = {"wants": wants, "decided": path in plan.decided}
 	return state, kept
 
 
