@@ -6,6 +6,7 @@ findings); 2 malformed input (invalid JSON, conflicting arguments).
 
 import contextlib
 import json
+import time
 
 import click
 import frappe
@@ -250,6 +251,102 @@ def failures(context, sync_job_type, as_json):
 		)
 
 
+@sync_job.command("backfill")
+@click.argument("sync_job_type")
+@click.option("--filters", "filters_json", help='Source document filters as JSON, e.g. {"status": "Open"}.')
+@click.option("--dry-run", is_flag=True, help="Compute what every job would do, write no target.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many documents (0: all).")
+@click.option("--no-wait", is_flag=True, help="Return once the jobs exist; do not follow them.")
+@pass_context
+def backfill(context, sync_job_type, filters_json, dry_run, limit, no_wait):
+	"""Run SYNC_JOB_TYPE over its existing source documents, then print the roll-up."""
+	filters = parse_json_option(filters_json, "--filters", (dict, list))
+	with connected(context), refused():
+		from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import new_backfill
+
+		get_job_type_or_fail(sync_job_type)
+		run_backfill(new_backfill(sync_job_type, filters=filters, dry_run=dry_run, limit=limit), no_wait)
+
+
+@sync_job.command("backfill-apply")
+@click.argument("name")
+@click.option("--only-changes", is_flag=True, help="Only the documents the dry run would change.")
+@click.option("--no-wait", is_flag=True, help="Return once the jobs exist; do not follow them.")
+@pass_context
+def backfill_apply(context, name, only_changes, no_wait):
+	"""Apply the dry-run Sync Backfill NAME: real jobs for the same documents."""
+	with connected(context), refused():
+		from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import new_backfill
+
+		if not frappe.db.exists("Sync Backfill", name):
+			raise click.ClickException(_("Sync Backfill {0} does not exist").format(name))
+		dry_run = frappe.get_doc("Sync Backfill", name)
+		if not dry_run.dry_run or dry_run.status != "Completed":
+			raise click.ClickException(
+				_("Apply only a Completed dry-run backfill ({0} is {1})").format(name, dry_run.status)
+			)
+		applied = new_backfill(
+			dry_run.sync_job_type,
+			filters=dry_run.source_filters,
+			dry_run=False,
+			applied_from=name,
+			only_changes=int(only_changes),
+		)
+		run_backfill(applied, no_wait)
+
+
+def run_backfill(backfill, no_wait: bool):
+	"""Create the backfill's jobs here, a chunk per transaction, then follow them to the roll-up."""
+	from sync_tweaks.backfill import creation, rollup
+
+	creation.start(backfill, creator=False)
+	frappe.db.commit()
+	click.echo(_("Sync Backfill {0}: {1} document(s) match").format(backfill.name, backfill.total_documents))
+	with click.progressbar(length=max(backfill.total_documents, 1), label=_("Creating jobs")) as bar:
+		more, shown = True, 0
+		while more:
+			more = creation.create_chunk(backfill.name)
+			selected = frappe.db.get_value("Sync Backfill", backfill.name, "documents_selected") or 0
+			bar.update(selected - shown)
+			shown = selected
+	backfill.reload()
+	if backfill.status == "Failed":
+		raise click.ClickException(backfill.error_message or _("Creating the jobs failed"))
+	click.echo(_("Created {0} job(s)").format(backfill.jobs_created))
+	if no_wait:
+		return
+	with click.progressbar(length=max(backfill.jobs_created, 1), label=_("Jobs done")) as bar:
+		shown = 0
+		while True:
+			rollup.fold(backfill.name)
+			backfill.reload()
+			done = backfill.jobs_created - backfill.jobs_open
+			bar.update(done - shown)
+			shown = done
+			if backfill.status in ("Completed", "Canceled"):
+				break
+			time.sleep(1)
+	print_rollup(backfill)
+
+
+def print_rollup(backfill) -> None:
+	from sync_tweaks.engine.rollup import OUTCOMES
+	from sync_tweaks.utils.rollup_html import outcome_label
+
+	click.echo(_("Roll-up of {0} ({1})").format(backfill.name, _(backfill.status)))
+	for outcome in OUTCOMES:
+		count = backfill.get(frappe.scrub(outcome) + "_count")
+		if count:
+			click.echo(f"  {outcome_label(outcome, backfill.dry_run):<16} {count:>8}")
+	changes = json.loads(backfill.field_changes or "{}")
+	if changes:
+		click.echo(_("Documents changed per field"))
+		for field, count in list(changes.items())[:LISTED]:
+			click.echo(f"  {field:<30} {count:>8}")
+	for group in json.loads(backfill.failure_groups or "[]"):
+		click.echo(f"  {_('Failed')}: {group['count']:>6}  {group.get('title') or group.get('signature')}")
+
+
 @sync_job.command("doctor")
 @click.option("--type", "sync_job_type", help="Check only this Sync Job Type.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
@@ -313,14 +410,20 @@ def refused():
 
 
 def parse_context(context_json: str | None) -> dict | None:
-	if context_json is None:
+	return parse_json_option(context_json, "--context", (dict,))
+
+
+def parse_json_option(text: str | None, option: str, types: tuple):
+	"""The option's JSON value (None when not given); exit 2 when it is not JSON of `types`."""
+	if text is None:
 		return None
 	try:
-		value = json.loads(context_json)
+		value = json.loads(text)
 	except ValueError as e:
-		raise click.BadParameter(_("not valid JSON: {0}").format(e), param_hint="--context")
-	if not isinstance(value, dict):
-		raise click.BadParameter(_("must be a JSON object"), param_hint="--context")
+		raise click.BadParameter(_("not valid JSON: {0}").format(e), param_hint=option)
+	if not isinstance(value, types):
+		message = _("must be a JSON object") if types == (dict,) else _("must be a JSON object or list")
+		raise click.BadParameter(message, param_hint=option)
 	return value
 
 

@@ -35,6 +35,7 @@ class SyncJobRequest:
 	target_document_type: str | None = None
 	target_document_name: str | None = None
 	parent_sync_job: str | None = None
+	sync_backfill: str | None = None  # the backfill that creates the job (its roll-up counts it)
 	# overrides of the type's settings
 	queue: str | None = None
 	timeout: int | None = None
@@ -267,6 +268,7 @@ NAME_FIELDS = (
 	"parent_sync_job",
 	"triggered_by_document_type",
 	"triggered_by_document_name",
+	"sync_backfill",
 )
 # behaviour flags a job carries (children and dry-run clones inherit them)
 BEHAVIOUR_FLAGS = (
@@ -302,6 +304,7 @@ IDENTITY_FIELDS = (
 	*BEHAVIOUR_FLAGS,
 	"queue",
 	"parent_sync_job",
+	"sync_backfill",
 )
 PARAMETERS = frozenset(f.name for f in dataclasses.fields(SyncJobRequest)) | {
 	"source_doc",

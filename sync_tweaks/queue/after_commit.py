@@ -11,6 +11,7 @@ import frappe
 import redis
 from rq.timeouts import JobTimeoutException
 
+from sync_tweaks.backfill import rollup
 from sync_tweaks.queue import dispatcher, fanout, lines, slots, transactions
 
 PENDING = "sync_tweaks_after_commit"
@@ -20,13 +21,20 @@ HELD = "sync_tweaks_after_commit_held"
 MAX_ROUNDS = 10
 
 
-def request(keys=(), release=(), parents=()):
+def request(keys=(), release=(), parents=(), backfills=()):
 	"""After this transaction commits: release `release` ((key, holder) pairs), then dispatch,
 	queueing the oldest Waiting job of each of `keys` first, then check whether the relayed
-	`parents` have all their children done (`fanout`). Nothing happens on rollback."""
+	`parents` have all their children done (`fanout`), then fold the roll-ups of `backfills`
+	(inside a worker at most once a second each, and once more when its RQ job ends). Nothing
+	happens on rollback."""
 	pending = frappe.flags.get(PENDING)
 	if pending is None:
-		pending = frappe.flags[PENDING] = {"keys": set(), "release": set(), "parents": set()}
+		pending = frappe.flags[PENDING] = {
+			"keys": set(),
+			"release": set(),
+			"parents": set(),
+			"backfills": set(),
+		}
 		frappe.db.after_commit.add(run)
 		frappe.db.after_rollback.add(forget)
 		# Frappe's commit drops rollback callbacks before it runs before_commit: should the commit
@@ -35,6 +43,7 @@ def request(keys=(), release=(), parents=()):
 	pending["keys"].update(key for key in keys if key)
 	pending["release"].update((key, holder) for key, holder in release if key)
 	pending["parents"].update(parent for parent in parents if parent)
+	pending["backfills"].update(backfill for backfill in backfills if backfill)
 
 
 def forget():
@@ -69,6 +78,7 @@ def run():
 				dispatcher.run_dispatch(keys=sorted(keys))
 			for parent in sorted(pending["parents"]):
 				fanout.complete(parent)  # its own transaction, after every other callback ran
+			rollup.touch(sorted(pending["backfills"]), throttle=held is not None)
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
 	except JobTimeoutException:
@@ -113,6 +123,7 @@ def held():
 	finally:
 		try:
 			flush()
+			rollup.fold_trailing()
 		finally:
 			frappe.flags.pop(HELD, None)
 

@@ -12,6 +12,7 @@ import redis
 from frappe import _
 from frappe.utils.background_jobs import get_job
 
+from sync_tweaks.backfill import creation
 from sync_tweaks.engine.status import S
 from sync_tweaks.queue import clock, dispatcher, fanout, gates, lines, liveness, retry, slots, states, worker
 
@@ -27,6 +28,7 @@ def run_maintenance():
 		cancel_expired,
 		lines.repair,
 		fanout.complete_missed,
+		creation.maintain,
 	):
 		try:
 			step()

@@ -10,7 +10,7 @@ from frappe import _
 from frappe.utils import now
 
 from sync_tweaks.engine.signature import error_signature
-from sync_tweaks.engine.status import ACTIVE, S, can_transition, is_done
+from sync_tweaks.engine.status import ACTIVE, SETTLED, S, can_transition, is_done
 from sync_tweaks.exceptions import SyncJobTransitionError
 from sync_tweaks.queue import after_commit, breaker, clock, lines, ratelimit, retry, slots
 
@@ -37,6 +37,7 @@ STATE_FIELDS = (
 	"error_signature",
 	"error_title",
 	"children_done_at",
+	"backfill_outcome",  # written by the backfill's roll-up
 )
 
 
@@ -169,6 +170,47 @@ def cancel(job, reason: str | None = None):
 	_write(job, S.CANCELED, cancel_reason=(reason or "")[:1000] or None, retry_after=None, due_at=0)
 
 
+def cancel_many(names: list[str], reason: str | None = None) -> int:
+	"""Cancel many Pending, Waiting, Queued or Failed jobs in one statement (a backfill's cancel);
+	like `mark_started`, document hooks do not run. Returns how many were canceled."""
+	cancellable = [S.PENDING.value, S.WAITING.value, S.QUEUED.value, S.FAILED.value]
+	rows = frappe.db.sql(
+		"""select name, status, due_at, concurrency_key, parent_sync_job, sync_backfill, sync_job_type
+		from `tabSync Job` where name in %(names)s and status in %(cancellable)s for update""",
+		{"names": tuple(names), "cancellable": tuple(cancellable)},
+		as_dict=True,
+	)
+	if not rows:
+		return 0
+	frappe.db.sql(
+		"""update `tabSync Job` set status=%(canceled)s, cancel_reason=%(reason)s, retry_after=null,
+		due_at=0, modified=%(now)s, modified_by=%(user)s where name in %(names)s""",
+		{
+			"canceled": S.CANCELED.value,
+			"reason": (reason or "")[:1000] or None,
+			"now": now(),
+			"user": frappe.session.user,
+			"names": tuple(row.name for row in rows),
+		},
+	)
+	keys, release, parents, backfills = [], [], [], []
+	for row in rows:
+		frappe.clear_document_cache("Sync Job", row.name)
+		before = frappe._dict(status=row.status, next_in_key=0, due_at=row.due_at)
+		row.status = S.CANCELED.value
+		followups = _followups(row, before)
+		keys += followups.get("keys", [])
+		release += followups.get("release", [])
+		parents.append(row.parent_sync_job)
+		backfills.append(row.sync_backfill)
+		publish(row)
+	frappe.publish_realtime(
+		"list_update", {"doctype": "Sync Job", "user": frappe.session.user}, after_commit=True
+	)
+	after_commit.request(keys=keys, release=release, parents=parents, backfills=backfills)
+	return len(rows)
+
+
 def mark_children_done(job, error: str | None = None):
 	"""A relayed parent whose children are all done: record when (its on_children_done ran, or
 	failed with `error`, which goes to its error message). The status stays Relayed."""
@@ -199,6 +241,8 @@ def _write(job, to: S, **fields):
 	after_commit.request(**_followups(job, before))
 	if job.get("parent_sync_job") and is_done(job.status, job.due_at):
 		after_commit.request(parents=[job.parent_sync_job])
+	if job.get("sync_backfill") and (to in SETTLED or S(before.status) in SETTLED):
+		after_commit.request(backfills=[job.sync_backfill])  # its roll-up counts the change
 
 
 def _followups(job, before) -> dict:

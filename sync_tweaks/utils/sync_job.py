@@ -139,6 +139,7 @@ def child_request(parent, target: dict) -> SyncJobRequest:
 	return SyncJobRequest(
 		sync_job_type=parent.sync_job_type,
 		parent_sync_job=parent.name,
+		sync_backfill=parent.get("sync_backfill"),
 		source_document_type=parent.source_document_type,
 		source_document_name=parent.source_document_name,
 		operation=target["operation"],

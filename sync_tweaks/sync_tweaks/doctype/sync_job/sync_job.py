@@ -38,6 +38,7 @@ class SyncJob(Document):
 	if TYPE_CHECKING:
 		from frappe.types import DF
 
+		backfill_outcome: DF.Data | None
 		cancel_reason: DF.SmallText | None
 		children_done_at: DF.Datetime | None
 		children_progress: DF.HTML
@@ -88,6 +89,7 @@ class SyncJob(Document):
 			"Canceled",
 			"Conflict",
 		]
+		sync_backfill: DF.Link | None
 		sync_job_type: DF.Link
 		target_document_name: DF.DynamicLink | None
 		target_document_type: DF.Link | None
@@ -178,6 +180,8 @@ class SyncJob(Document):
 			after_commit.request(keys=[self.concurrency_key])  # it held its line: the next job moves up
 		if self.parent_sync_job:
 			after_commit.request(parents=[self.parent_sync_job])  # it may have been the last one open
+		if self.sync_backfill:
+			after_commit.request(backfills=[self.sync_backfill])
 
 	# controller API
 
@@ -415,3 +419,8 @@ def on_doctype_update():
 	frappe.db.add_index("Sync Job", ["status", "retry_after"], "status_retry_after")
 	# failures grouped by cause (one indexed GROUP BY)
 	frappe.db.add_index("Sync Job", ["status", "error_signature"], "status_error_signature")
+	# a backfill's roll-up: its jobs not counted yet, per status; an apply's documents in name order
+	frappe.db.add_index(
+		"Sync Job", ["sync_backfill", "backfill_outcome", "status"], "sync_backfill_outcome_status"
+	)
+	frappe.db.add_index("Sync Job", ["sync_backfill", "source_document_name"], "sync_backfill_source")

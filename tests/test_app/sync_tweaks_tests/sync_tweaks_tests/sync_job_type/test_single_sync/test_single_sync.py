@@ -41,6 +41,8 @@ def update_target_doc(sync_job, source_doc, target_doc):
 def after_start(sync_job, source_doc):
 	record(sync_job, "after_start")
 	behave(sync_job)
+	if (source_doc.get("notes") or "").startswith("fail: "):
+		raise ValueError(source_doc.notes[len("fail: ") :])  # backfills: a source that always fails
 
 
 def before_sync(sync_job, source_doc, target_doc):

@@ -1,0 +1,271 @@
+"""Creating a backfill's jobs: a chunk of source documents at a time, each chunk one transaction.
+
+The chunk's jobs and the moved cursor commit together, under the backfill's row lock: a creator that
+dies loses only its open chunk, and whoever resumes (a new RQ job, maintenance, the Resume button,
+the CLI) continues after the last committed one. Two creators at once are harmless: the second waits
+for the lock and reads the cursor the first moved.
+"""
+
+import json
+import time
+
+import frappe
+from frappe import _
+from frappe.utils import now_datetime
+from rq.timeouts import JobTimeoutException
+
+from sync_tweaks.backfill import rollup
+from sync_tweaks.backfill.states import B, move, publish
+from sync_tweaks.engine.rollup import CHANGING
+from sync_tweaks.engine.status import S
+from sync_tweaks.exceptions import SyncJobError
+from sync_tweaks.queue import clock, states
+from sync_tweaks.utils.sync_job import enqueue_sync_jobs
+
+CHUNK = 1000
+# a creator works this long, then hands the rest to a new RQ job (workers serve other work meanwhile)
+SLICE_SECONDS = 5
+CREATOR_TIMEOUT = 300
+# a Creating backfill whose heartbeat is older than this has lost its creator: maintenance resumes it
+STALL_SECONDS = 120
+CANCELLABLE = (S.PENDING.value, S.WAITING.value, S.QUEUED.value)
+
+
+def start(backfill, creator: bool = True):
+	"""Draft -> Creating: count the matching documents and start the creator (after commit), unless
+	the caller creates the chunks itself (the CLI, in the foreground)."""
+	move(
+		backfill,
+		B.CREATING,
+		started_at=now_datetime(),
+		heartbeat_at=clock.now(),
+		total_documents=estimate(backfill),
+		error_message=None,
+	)
+	if creator:
+		enqueue_creator(backfill.name)
+
+
+def resume(backfill):
+	"""A Failed backfill, or one whose creator stopped: continue after the last committed chunk."""
+	fields = {"heartbeat_at": clock.now(), "error_message": None}
+	if backfill.status == B.FAILED.value:
+		move(backfill, B.CREATING, **fields)
+	else:
+		backfill.db_set(fields)
+		publish(backfill.name)
+	enqueue_creator(backfill.name)
+
+
+def cancel(backfill, reason: str | None = None):
+	"""Stop creating jobs and cancel the backfill's jobs that have not started (after commit)."""
+	move(backfill, B.CANCELED, cancel_reason=(reason or "")[:1000] or None, ended_at=now_datetime())
+	frappe.enqueue(
+		"sync_tweaks.backfill.creation.cancel_open_jobs",
+		queue=queue_of(backfill),
+		timeout=CREATOR_TIMEOUT,
+		enqueue_after_commit=True,
+		backfill=backfill.name,
+	)
+
+
+def enqueue_creator(name: str):
+	frappe.enqueue(
+		"sync_tweaks.backfill.creation.create_jobs",
+		queue=queue_of(
+			frappe._dict(sync_job_type=frappe.db.get_value("Sync Backfill", name, "sync_job_type"))
+		),
+		timeout=CREATOR_TIMEOUT,
+		enqueue_after_commit=True,
+		backfill=name,
+	)
+
+
+def queue_of(backfill) -> str:
+	return frappe.db.get_value("Sync Job Type", backfill.sync_job_type, "queue") or "default"
+
+
+def create_jobs(backfill: str):
+	"""RQ entry: create chunks for SLICE_SECONDS, then hand the rest to a new RQ job."""
+	started = time.monotonic()
+	while create_chunk(backfill):
+		if time.monotonic() - started > SLICE_SECONDS:
+			enqueue_creator(backfill)  # pushed when the RQ job's own commit runs
+			return
+
+
+def create_jobs_until_done(name: str):
+	"""Create every remaining chunk in this process (the CLI, tests)."""
+	while create_chunk(name):
+		pass
+
+
+def create_chunk(name: str) -> bool:
+	"""Create the jobs of the next chunk and commit; True while documents remain."""
+	user = frappe.session.user
+	try:
+		more = _create_chunk(name)
+		frappe.db.commit()
+		return more
+	except JobTimeoutException:
+		frappe.db.rollback()
+		raise
+	except Exception as e:
+		frappe.db.rollback()
+		fail(name, e)
+		return False
+	finally:
+		if frappe.session.user != user:
+			frappe.set_user(user)
+
+
+def _create_chunk(name: str) -> bool:
+	backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
+	if backfill.status != B.CREATING.value:
+		return False  # canceled, failed or done meanwhile
+	# the backfill's owner selects the documents (their read permission applies) and owns the jobs
+	frappe.set_user(backfill.owner)
+	size = CHUNK
+	if backfill.document_limit:
+		size = min(CHUNK, backfill.document_limit - (backfill.documents_selected or 0))
+	seen, names = select_sources(backfill, size) if size > 0 else ([], [])
+	jobs = enqueue_sync_jobs(backfill.sync_job_type, names, **job_params(backfill)) if names else []
+	fields = {
+		"documents_selected": (backfill.documents_selected or 0) + len(seen),
+		"jobs_created": (backfill.jobs_created or 0) + len(set(jobs)),
+		"last_source": seen[-1] if seen else backfill.last_source,
+		"heartbeat_at": clock.now(),
+	}
+	limit_reached = backfill.document_limit and fields["documents_selected"] >= backfill.document_limit
+	if len(seen) == size and size > 0 and not limit_reached:
+		backfill.db_set(fields)
+		publish(backfill.name)
+		return True
+	fields["creation_ended_at"] = now_datetime()
+	if fields["jobs_created"]:
+		move(backfill, B.RUNNING, **fields)
+	else:
+		move(backfill, B.COMPLETED, ended_at=now_datetime(), **fields)
+	return False
+
+
+def select_sources(backfill, size: int) -> tuple[list[str], list[str]]:
+	"""The next `size` documents after the cursor (`seen`, in name order) and those of them that get
+	a job: all of them, or for an apply those its dry run saw (that would change, with only_changes)
+	and that the owner may read."""
+	doctype = backfill.source_document_type
+	after = backfill.last_source or ""
+	if not backfill.applied_from:
+		seen = frappe.get_list(
+			doctype,
+			filters=[*parse_filters(backfill.source_filters), ["name", ">", after]],
+			order_by="name asc",
+			limit_page_length=size,
+			pluck="name",
+		)
+		return seen, seen
+	seen = frappe.db.sql_list(
+		f"""select distinct source_document_name from `tabSync Job`
+		where sync_backfill=%(dry_run)s and source_document_name > %(after)s
+		{"and backfill_outcome in %(changing)s" if backfill.only_changes else ""}
+		order by source_document_name limit %(size)s""",
+		{"dry_run": backfill.applied_from, "after": after, "changing": CHANGING, "size": size},
+	)
+	readable = set(frappe.get_list(doctype, filters=[["name", "in", seen]], pluck="name")) if seen else set()
+	return seen, [name for name in seen if name in readable]
+
+
+def job_params(backfill) -> dict:
+	return {
+		"dry_run": bool(backfill.dry_run),
+		"trigger_type": "Manual",
+		"triggered_by_document_type": "Sync Backfill",
+		"triggered_by_document_name": backfill.name,
+		"sync_backfill": backfill.name,
+	}
+
+
+def parse_filters(value) -> list:
+	"""Filters as a list of [field, operator, value] (a dict's `{field: value}` or `{field: [op, value]}`)."""
+	try:
+		filters = json.loads(value) if isinstance(value, str) and value.strip() else value
+	except ValueError as e:
+		frappe.throw(_("Source Filters are not valid JSON: {0}").format(e), SyncJobError)
+	if not filters:
+		return []
+	if isinstance(filters, dict):
+		return [
+			[field, *condition] if isinstance(condition, list | tuple) else [field, "=", condition]
+			for field, condition in filters.items()
+		]
+	if isinstance(filters, list) and all(isinstance(f, list | tuple) for f in filters):
+		return [list(f) for f in filters]
+	frappe.throw(_("Source Filters must be a JSON object or a list of [field, operator, value]"), SyncJobError)
+
+
+def estimate(backfill) -> int:
+	"""How many documents the backfill will select (before permissions), for the progress bar."""
+	if backfill.applied_from:
+		count = frappe.db.sql(
+			f"""select count(distinct source_document_name) from `tabSync Job` where sync_backfill=%(name)s
+			{"and backfill_outcome in %(changing)s" if backfill.only_changes else ""}""",
+			{"name": backfill.applied_from, "changing": CHANGING},
+		)[0][0]
+	else:
+		count = frappe.db.count(backfill.source_document_type, parse_filters(backfill.source_filters))
+	return min(count, backfill.document_limit) if backfill.document_limit else count
+
+
+def fail(name: str, error: Exception):
+	"""The creator met an error: the backfill is Failed with it (resume continues at the cursor)."""
+	frappe.log_error(title=f"Sync Backfill {name}: creating jobs failed")
+	message = frappe.utils.strip_html(str(error)) or error.__class__.__name__
+	frappe.clear_messages()
+	try:
+		backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
+		if backfill.status == B.CREATING.value:
+			move(backfill, B.FAILED, error_message=message, heartbeat_at=clock.now())
+		frappe.db.commit()
+	except Exception:
+		frappe.db.rollback()
+		frappe.log_error(title=f"Sync Backfill {name}: recording the failure failed")
+		frappe.db.commit()
+
+
+def cancel_open_jobs(backfill: str, limit: int = CHUNK) -> int:
+	"""Cancel the backfill's jobs that have not started, a chunk per transaction; returns how many."""
+	canceled = 0
+	reason = _("Sync Backfill {0} was canceled").format(backfill)
+	while True:
+		names = frappe.db.sql_list(
+			"""select name from `tabSync Job` where sync_backfill=%(name)s and backfill_outcome is null
+			and (status in %(open)s or (status=%(failed)s and due_at > 0)) limit %(limit)s""",
+			{"name": backfill, "open": CANCELLABLE, "failed": S.FAILED.value, "limit": limit},
+		)
+		if not names:
+			return canceled
+		canceled += states.cancel_many(names, reason)
+		frappe.db.commit()
+
+
+def resume_stalled(limit: int = 20) -> list[str]:
+	"""Maintenance: Creating backfills whose creator stopped (worker killed, Redis flushed) go on."""
+	names = frappe.get_all(
+		"Sync Backfill",
+		filters={"status": B.CREATING.value, "heartbeat_at": ["<", clock.now() - STALL_SECONDS]},
+		pluck="name",
+		order_by="creation asc",
+		limit=limit,
+	)
+	for name in names:
+		backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
+		if backfill.status == B.CREATING.value:
+			resume(backfill)
+		frappe.db.commit()
+	return names
+
+
+def maintain():
+	"""Maintenance step: resume stalled creators, fold the roll-ups of running backfills."""
+	resume_stalled()
+	rollup.fold_active()

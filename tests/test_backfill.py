@@ -1,0 +1,236 @@
+"""Backfills: jobs created in chunks, a roll-up that equals the jobs' outcomes, dry runs that write
+nothing, apply, cancel and resume."""
+
+import json
+import secrets
+
+import frappe
+import pytest
+
+from sync_tweaks.backfill import creation, rollup
+from sync_tweaks.engine import rollup as pure
+from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act, new_backfill
+from tests.utils import make_source, run_queued, set_type
+
+TYPE = "Test Single Sync"
+# sources of earlier runs stay on a real site: each run filters on its own prefix
+RUN = secrets.token_hex(3) + " "
+
+
+@pytest.fixture(autouse=True)
+def no_backfills():
+	yield
+	frappe.db.rollback()
+	frappe.db.delete("Sync Backfill")
+	frappe.db.commit()
+
+
+def sources(prefix: str, count: int, **fields) -> list[str]:
+	return [make_source(f"{prefix} {i:03d}", **fields).name for i in range(count)]
+
+
+def mixed_sources(prefix: str) -> dict[str, list[str]]:
+	"""Three sources without a target, two whose target matches, one whose target differs, one that
+	fails (no retries): what a dry run must tell apart."""
+	groups = {
+		"insert": sources(prefix + " new", 3),
+		"unchanged": sources(prefix + " same", 2, qty=2),
+		"update": sources(prefix + " moved", 1, qty=3),
+		"fail": sources(prefix + " broken", 1, notes="fail: backfill fixture"),
+	}
+	for name in groups["unchanged"] + groups["update"]:
+		source = frappe.get_doc("Sync Test Source", name)
+		frappe.get_doc(
+			{"doctype": "Sync Test Target", "source": name, "title": source.title, "qty": 2}
+		).insert(ignore_permissions=True)
+	frappe.db.set_value("Sync Test Source", groups["update"][0], "qty", 5)
+	frappe.db.commit()
+	return groups
+
+
+def start(prefix: str, dry_run=True, limit=0) -> str:
+	backfill = new_backfill(TYPE, filters={"title": ["like", prefix + "%"]}, dry_run=dry_run, limit=limit)
+	act(backfill.name, "start")
+	frappe.db.commit()
+	return backfill.name
+
+
+def run_backfill(name: str):
+	"""Create every chunk and run every job in this process, as the creator and workers would."""
+	creation.create_jobs_until_done(name)
+	run_queued()
+	rollup.fold(name)
+	return frappe.get_doc("Sync Backfill", name)
+
+
+def jobs_of(name: str) -> list[dict]:
+	frappe.db.rollback()
+	return frappe.get_all(
+		"Sync Job",
+		filters={"sync_backfill": name},
+		fields=[
+			"name",
+			"status",
+			"operation",
+			"dry_run",
+			"conflict_count",
+			"diff_summary",
+			"source_document_name",
+		],
+	)
+
+
+def counts_of(backfill) -> dict[str, int]:
+	return {
+		outcome: backfill.get(frappe.scrub(outcome) + "_count")
+		for outcome in pure.OUTCOMES
+		if backfill.get(frappe.scrub(outcome) + "_count")
+	}
+
+
+def test_dry_run_backfill_writes_no_target_and_its_rollup_equals_the_jobs_outcomes():
+	set_type(TYPE, max_retries=0, concurrency="None")
+	groups = mixed_sources(RUN + "bf-dry")
+	targets_before = frappe.db.count("Sync Test Target")
+	backfill = run_backfill(start(RUN + "bf-dry"))
+
+	assert frappe.db.count("Sync Test Target") == targets_before, "a dry run wrote a target"
+	jobs = jobs_of(backfill.name)
+	assert len(jobs) == 7 and {job.source_document_name for job in jobs} == {
+		n for g in groups.values() for n in g
+	}
+	by_jobs = {}
+	for job in jobs:
+		outcome = pure.outcome_of(
+			job.status, job.operation, job.dry_run, job.conflict_count, job.diff_summary
+		)
+		by_jobs[outcome] = by_jobs.get(outcome, 0) + 1
+	assert counts_of(backfill) == by_jobs == {"Insert": 3, "Update": 1, "Unchanged": 2, "Failed": 1}
+	assert backfill.status == "Completed" and backfill.jobs_open == 0 and backfill.jobs_created == 7
+	changes = json.loads(backfill.field_changes)
+	assert changes["qty"] == 4 and changes["title"] == 3, (
+		changes
+	)  # three inserts set qty; one update moves it
+	samples = json.loads(backfill.sample_diffs)
+	assert len(samples) == 4 and {s["outcome"] for s in samples} == {"Insert", "Update"}
+	[group] = json.loads(backfill.failure_groups)
+	assert (
+		group["count"] == 1
+		and "backfill fixture" in group["title"]
+		and group["example"] in {j.name for j in jobs}
+	)
+
+
+def test_apply_creates_real_jobs_only_for_the_documents_that_would_change():
+	set_type(TYPE, max_retries=0, concurrency="None")
+	groups = mixed_sources(RUN + "bf-apply")
+	dry_run = run_backfill(start(RUN + "bf-apply"))
+	applied = act(dry_run.name, "apply", only_changes=1)
+	frappe.db.commit()
+	applied = run_backfill(applied.name)
+	jobs = jobs_of(applied.name)
+	assert sorted(job.source_document_name for job in jobs) == sorted(groups["insert"] + groups["update"])
+	assert not any(job.dry_run for job in jobs)
+	assert counts_of(applied) == {"Insert": 3, "Update": 1}
+	for name in groups["insert"] + groups["update"]:
+		assert frappe.db.get_value("Sync Test Target", {"source": name}, "qty") == frappe.db.get_value(
+			"Sync Test Source", name, "qty"
+		)
+	everything = act(dry_run.name, "apply", only_changes=0)
+	frappe.db.commit()
+	everything = run_backfill(everything.name)
+	assert len(jobs_of(everything.name)) == 7
+	assert counts_of(everything) == {"Unchanged": 6, "Failed": 1}, "the first apply already wrote the rest"
+
+
+def test_a_real_apply_needs_a_completed_dry_run():
+	sources(RUN + "bf-early", 2)
+	name = start(RUN + "bf-early")
+	with pytest.raises(frappe.ValidationError):
+		act(name, "apply")
+	real = run_backfill(start(RUN + "bf-early", dry_run=False))
+	with pytest.raises(frappe.ValidationError):
+		act(real.name, "apply")
+
+
+def test_jobs_are_created_in_chunks_each_committed_with_the_cursor(monkeypatch):
+	monkeypatch.setattr(creation, "CHUNK", 4)
+	names = sorted(sources(RUN + "bf-chunks", 10))
+	backfill = start(RUN + "bf-chunks", limit=9)
+	assert creation.create_chunk(backfill) is True
+	frappe.db.rollback()
+	stored = frappe.get_doc("Sync Backfill", backfill)
+	assert (stored.documents_selected, stored.jobs_created, stored.last_source) == (4, 4, names[3])
+	assert stored.total_documents == 9 and stored.status == "Creating"
+	assert creation.create_chunk(backfill) is True
+	assert creation.create_chunk(backfill) is False, "the limit ends the selection"
+	frappe.db.rollback()
+	jobs = jobs_of(backfill)
+	assert sorted(job.source_document_name for job in jobs) == names[:9]
+	assert frappe.db.get_value("Sync Backfill", backfill, "status") == "Running"
+
+
+def test_a_creator_that_dies_mid_chunk_loses_only_that_chunk_and_resume_continues(monkeypatch):
+	monkeypatch.setattr(creation, "CHUNK", 3)
+	names = sorted(sources(RUN + "bf-crash", 8))
+	backfill = start(RUN + "bf-crash")
+	assert creation.create_chunk(backfill)
+	real = creation.enqueue_sync_jobs
+
+	def dies_after_inserting(*args, **kwargs):
+		real(*args, **kwargs)
+		raise SystemExit("worker killed")  # not an Exception: nothing catches it, nothing commits
+
+	monkeypatch.setattr(creation, "enqueue_sync_jobs", dies_after_inserting)
+	with pytest.raises(SystemExit):
+		creation.create_chunk(backfill)
+	frappe.db.rollback()
+	assert len(jobs_of(backfill)) == 3, "the dead chunk's jobs were rolled back with its cursor"
+	monkeypatch.setattr(creation, "enqueue_sync_jobs", real)
+	# maintenance finds the creator gone (its heartbeat is old) and resumes the backfill
+	frappe.db.set_value("Sync Backfill", backfill, "heartbeat_at", 1)
+	frappe.db.commit()
+	assert creation.resume_stalled() == [backfill]
+	creation.create_jobs_until_done(backfill)
+	jobs = jobs_of(backfill)
+	assert sorted(job.source_document_name for job in jobs) == names, "every document once"
+
+
+def test_cancel_stops_creating_and_cancels_the_jobs_not_started(monkeypatch):
+	monkeypatch.setattr(creation, "CHUNK", 5)
+	sources(RUN + "bf-cancel", 12)
+	backfill = start(RUN + "bf-cancel")
+	assert creation.create_chunk(backfill)
+	act(backfill, "cancel", reason="wrong filters")
+	frappe.db.commit()
+	assert creation.create_chunk(backfill) is False
+	assert creation.cancel_open_jobs(backfill) == 5
+	rollup.fold(backfill)
+	frappe.db.rollback()
+	stored = frappe.get_doc("Sync Backfill", backfill)
+	assert stored.status == "Canceled" and stored.cancel_reason == "wrong filters"
+	assert {job.status for job in jobs_of(backfill)} == {"Canceled"} and len(jobs_of(backfill)) == 5
+	assert counts_of(stored) == {"Canceled": 5} and stored.jobs_open == 0
+
+
+def test_bad_filters_are_refused_before_anything_is_created():
+	with pytest.raises(frappe.ValidationError):
+		new_backfill(TYPE, filters={"no_such_field": 1})
+	with pytest.raises(frappe.ValidationError):
+		new_backfill(TYPE, filters="not json")
+	frappe.db.rollback()
+	assert not frappe.db.count("Sync Backfill")
+
+
+def test_relayed_children_count_in_the_rollup():
+	make_source(RUN + "bf-relay a", items=[("x", 1), ("y", 2)])
+	make_source(RUN + "bf-relay b", items=[("z", 1), ("w", 1)])
+	backfill = new_backfill("Test Multi Sync", filters={"title": ["like", RUN + "bf-relay%"]}, dry_run=True)
+	act(backfill.name, "start")
+	frappe.db.commit()
+	creation.create_jobs_until_done(backfill.name)
+	run_queued()
+	rollup.fold(backfill.name)
+	stored = frappe.get_doc("Sync Backfill", backfill.name)
+	assert counts_of(stored) == {"Relayed": 2, "Insert": 4}
+	assert stored.status == "Completed"
