@@ -22,7 +22,7 @@ from sync_tweaks.exceptions import SyncJobError
 from sync_tweaks.queue import clock, states
 from sync_tweaks.utils.sync_job import enqueue_sync_jobs
 
-CHUNK = 1000
+CHUNK = 1000  # documents per chunk; site config `sync_backfill_chunk_size` overrides it
 # a creator works this long, then hands the rest to a new RQ job (workers serve other work meanwhile)
 SLICE_SECONDS = 5
 CREATOR_TIMEOUT = 300
@@ -125,9 +125,9 @@ def _create_chunk(name: str) -> bool:
 		return False  # canceled, failed or done meanwhile
 	# the backfill's owner selects the documents (their read permission applies) and owns the jobs
 	frappe.set_user(backfill.owner)
-	size = CHUNK
+	size = chunk_size()
 	if backfill.document_limit:
-		size = min(CHUNK, backfill.document_limit - (backfill.documents_selected or 0))
+		size = min(size, backfill.document_limit - (backfill.documents_selected or 0))
 	seen, names = select_sources(backfill, size) if size > 0 else ([], [])
 	jobs = enqueue_sync_jobs(backfill.sync_job_type, names, **job_params(backfill)) if names else []
 	fields = {
@@ -147,6 +147,10 @@ def _create_chunk(name: str) -> bool:
 	else:
 		move(backfill, B.COMPLETED, ended_at=now_datetime(), **fields)
 	return False
+
+
+def chunk_size() -> int:
+	return max(1, frappe.utils.cint(frappe.conf.get("sync_backfill_chunk_size")) or CHUNK)
 
 
 def select_sources(backfill, size: int) -> tuple[list[str], list[str]]:
@@ -200,7 +204,9 @@ def parse_filters(value) -> list:
 		]
 	if isinstance(filters, list) and all(isinstance(f, list | tuple) for f in filters):
 		return [list(f) for f in filters]
-	frappe.throw(_("Source Filters must be a JSON object or a list of [field, operator, value]"), SyncJobError)
+	frappe.throw(
+		_("Source Filters must be a JSON object or a list of [field, operator, value]"), SyncJobError
+	)
 
 
 def estimate(backfill) -> int:

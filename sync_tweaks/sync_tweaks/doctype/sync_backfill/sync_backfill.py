@@ -122,8 +122,12 @@ def check_filter_fields(doctype: str, filters: list):
 
 	for condition in filters:
 		if len(condition) not in (3, 4):
-			frappe.throw(_("Each filter is [field, operator, value]: {0}").format(json.dumps(condition)), SyncJobError)
-		filtered_doctype, field = (condition[0], condition[1]) if len(condition) == 4 else (doctype, condition[0])
+			frappe.throw(
+				_("Each filter is [field, operator, value]: {0}").format(json.dumps(condition)), SyncJobError
+			)
+		filtered_doctype, field = (
+			(condition[0], condition[1]) if len(condition) == 4 else (doctype, condition[0])
+		)
 		meta = frappe.get_meta(filtered_doctype)
 		if field not in default_fields and not meta.get_field(field):
 			frappe.throw(_("{0} has no field {1}").format(filtered_doctype, field), SyncJobError)
