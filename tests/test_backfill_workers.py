@@ -88,8 +88,9 @@ def test_jobs_run_while_later_chunks_are_created_and_the_rollup_completes(worker
 	backfill = stored(name)
 	assert backfill.jobs_created == 200 and backfill.jobs_open == 0 and backfill.insert_count == 200
 	assert set(jobs_per_source(name).values()) == {1} and set(jobs_per_source(name)) == set(names)
-	first_start = frappe.db.sql("select min(started_at) from `tabSync Job` where sync_backfill=%s", name)[0][0]
-	assert get_datetime(first_start) < get_datetime(backfill.creation_ended_at), "jobs started before the last chunk was created"
+	[[first_start]] = frappe.db.sql("select min(started_at) from `tabSync Job` where sync_backfill=%s", name)
+	created_all = get_datetime(backfill.creation_ended_at)
+	assert get_datetime(first_start) < created_all, "jobs started before the last chunk was created"
 	assert_rollup_matches_jobs(name)
 	assert not frappe.db.count("Sync Test Target", {"source": ["in", names]}), "a dry run wrote targets"
 
