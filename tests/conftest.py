@@ -100,6 +100,24 @@ def write_atomically(path: str, text: str):
 
 
 @pytest.fixture
+def cli(host):
+	"""Run `bench --site SITE sync-job ARGS…` in this process: `cli("stats")` returns click's result."""
+	from click.testing import CliRunner
+
+	from sync_tweaks.commands import sync_job
+
+	def invoke(*args):
+		obj = {"sites": [host.site], "force": False, "verbose": False, "profile": False}
+		result = CliRunner().invoke(sync_job, [str(arg) for arg in args], obj=obj)
+		if result.exception and not isinstance(result.exception, SystemExit):
+			raise result.exception
+		frappe.db.rollback()
+		return result
+
+	return invoke
+
+
+@pytest.fixture
 def workers(host):
 	"""Start real worker processes: `workers(2)`; all are stopped (process group) at teardown."""
 	started = []

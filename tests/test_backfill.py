@@ -10,6 +10,7 @@ import pytest
 from sync_tweaks.backfill import creation, rollup
 from sync_tweaks.engine import rollup as pure
 from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act, new_backfill
+from tests.test_security import CREATE_BACKFILL, as_user, call, call_doc_method
 from tests.utils import make_source, run_queued, set_type
 
 TYPE = "Test Single Sync"
@@ -234,3 +235,74 @@ def test_relayed_children_count_in_the_rollup():
 	stored = frappe.get_doc("Sync Backfill", backfill.name)
 	assert counts_of(stored) == {"Relayed": 2, "Insert": 4}
 	assert stored.status == "Completed"
+
+
+def test_backfills_need_system_manager_and_read_permission_on_the_sources():
+	sources(RUN + "bf-perm", 2)
+	args = {"sync_job_type": TYPE, "source_filters": json.dumps({"title": ["like", RUN + "bf-perm%"]})}
+	for user, roles in (("Guest", None), ("plain@example.com", []), ("sm@example.com", ["System Manager"])):
+		with as_user(user, roles), pytest.raises(frappe.PermissionError):
+			call(CREATE_BACKFILL, **args)
+	frappe.db.rollback()
+	assert not frappe.db.count("Sync Backfill"), "a refused request left a backfill"
+	with as_user("sm-tester@example.com", ["System Manager", "Sync Tester"]):
+		name = call(CREATE_BACKFILL, **args)
+	creation.create_jobs_until_done(name)
+	owners = {
+		job.owner for job in frappe.get_all("Sync Job", filters={"sync_backfill": name}, fields=["owner"])
+	}
+	assert owners == {"sm-tester@example.com"}, "the jobs run as the user who started the backfill"
+	with as_user("plain@example.com", []), pytest.raises(frappe.PermissionError):
+		call_doc_method(frappe.get_doc("Sync Backfill", name), "cancel_backfill")
+	assert frappe.db.get_value("Sync Backfill", name, "status") == "Running"
+
+
+def test_the_creator_selects_as_the_backfill_owner_even_when_maintenance_resumes_it(monkeypatch):
+	"""The owner loses read permission on the sources after the first chunk: the resumed creator
+	(run by maintenance, as Administrator) creates nothing more and the backfill fails saying why."""
+	monkeypatch.setattr(creation, "CHUNK", 2)
+	sources(RUN + "bf-owner", 5)
+	with as_user("sm-tester@example.com", ["System Manager", "Sync Tester"]):
+		name = start(RUN + "bf-owner")
+		assert creation.create_chunk(name)
+	with as_user("sm-tester@example.com", ["System Manager"]):
+		pass  # the Sync Tester role is taken away
+	frappe.db.set_value("Sync Backfill", name, "heartbeat_at", 1)
+	frappe.db.commit()
+	assert frappe.session.user == "Administrator"
+	assert creation.resume_stalled() == [name]
+	creation.create_jobs_until_done(name)
+	stored = frappe.get_doc("Sync Backfill", name)
+	assert stored.status == "Failed" and stored.jobs_created == 2
+	assert "permission" in (stored.error_message or "").lower() or "Sync Test Source" in stored.error_message
+
+
+def test_the_cli_creates_a_backfill_follows_it_and_prints_the_rollup(cli, workers):
+	set_type(TYPE, concurrency="None")
+	sources(RUN + "bf-cli", 3)
+	workers(1)
+	filters = json.dumps({"title": ["like", RUN + "bf-cli%"]})
+	result = cli("backfill", TYPE, "--dry-run", "--filters", filters)
+	assert result.exit_code == 0, result.output
+	assert "Created 3 job(s)" in result.output and "Would insert" in result.output, result.output
+	[name] = frappe.get_all("Sync Backfill", pluck="name")
+	assert frappe.db.get_value("Sync Backfill", name, ["status", "insert_count"]) == ("Completed", 3)
+	applied = cli("backfill-apply", name, "--only-changes")
+	assert applied.exit_code == 0 and "Insert" in applied.output, applied.output
+	assert frappe.db.count("Sync Test Target", {"title": ["like", RUN + "bf-cli%"]}) == 3
+
+
+@pytest.mark.parametrize(
+	"args, exit_code, message",
+	[
+		(("backfill", TYPE, "--filters", "{bad"), 2, "not valid JSON"),
+		(("backfill", TYPE, "--filters", "3"), 2, "JSON object or list"),
+		(("backfill", "No Such Type"), 1, "does not exist"),
+		(("backfill", TYPE, "--filters", '{"no_such_field": 1}'), 1, "has no field no_such_field"),
+		(("backfill-apply", "nope"), 1, "does not exist"),
+	],
+)
+def test_the_cli_refuses_bad_input_clearly(cli, args, exit_code, message):
+	result = cli(*args)
+	assert result.exit_code == exit_code and message in result.output, result.output
+	assert not frappe.db.count("Sync Backfill")

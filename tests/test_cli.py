@@ -15,19 +15,6 @@ from sync_tweaks.utils.sync_job import create_sync_job, enqueue_sync_job
 from tests.utils import make_source, run_queued, set_type
 
 
-@pytest.fixture
-def cli(host):
-	def invoke(*args):
-		obj = {"sites": [host.site], "force": False, "verbose": False, "profile": False}
-		result = CliRunner().invoke(sync_job, [str(arg) for arg in args], obj=obj)
-		if result.exception and not isinstance(result.exception, SystemExit):
-			raise result.exception
-		frappe.db.rollback()
-		return result
-
-	return invoke
-
-
 def job_of(source) -> frappe._dict:
 	return frappe.get_all(
 		"Sync Job",

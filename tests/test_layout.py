@@ -1,10 +1,12 @@
-"""Layout rules a reviewer would otherwise check by hand: one home for status writes."""
+"""Layout rules a reviewer would otherwise check by hand: one home for status writes (a Sync Job's
+in the queue's state module, a Sync Backfill's in the backfill's)."""
 
 import pathlib
 import re
 
 APP = pathlib.Path(__file__).resolve().parent.parent / "sync_tweaks"
 HOME = APP / "queue" / "states.py"
+BACKFILL_HOME = APP / "backfill" / "states.py"
 # a write of Sync Job's status: raw SQL, or db_set/set_value naming the field
 STATUS_WRITES = (
 	re.compile(r"set\s+status\s*=", re.I),
@@ -15,7 +17,7 @@ STATUS_WRITES = (
 def test_only_the_state_module_writes_a_jobs_status():
 	offenders = []
 	for path in APP.rglob("*.py"):
-		if path == HOME:
+		if path in (HOME, BACKFILL_HOME):
 			continue
 		text = path.read_text()
 		for pattern in STATUS_WRITES:
@@ -28,3 +30,8 @@ def test_only_the_state_module_writes_a_jobs_status():
 def test_the_state_module_is_where_the_writes_are():
 	text = HOME.read_text()
 	assert STATUS_WRITES[0].search(text) and "db_set(fields" in text
+
+
+def test_the_backfill_state_module_writes_only_a_backfills_status():
+	text = BACKFILL_HOME.read_text()
+	assert "backfill.db_set({\"status\"" in text and "Sync Job`" not in text

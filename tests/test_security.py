@@ -21,6 +21,7 @@ CHART = "sync_tweaks.stats.jobs_per_status_chart"
 LINEAGE = "sync_tweaks.lineage.get_lineage"
 GROUP_ACTION = "sync_tweaks.failures.group_action"
 CHILDREN = "sync_tweaks.sync_tweaks.doctype.sync_job.sync_job.get_children_progress"
+CREATE_BACKFILL = "sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill.create_backfill"
 ENDPOINTS = (
 	ENQUEUE,
 	GET_STATUS,
@@ -32,9 +33,17 @@ ENDPOINTS = (
 	LINEAGE,
 	GROUP_ACTION,
 	CHILDREN,
+	CREATE_BACKFILL,
 )
 DOC_METHODS = ("start", "cancel_sync", "retry", "resolve", "dry_run_again")
 TYPE_METHODS = ("pause", "resume")
+BACKFILL_METHODS = (
+	"start_backfill",
+	"cancel_backfill",
+	"resume_backfill",
+	"apply_backfill",
+	"refresh_rollup",
+)
 ANCHOR_SYSTEM_MANAGER = "sync-tweaks-system-manager@example.com"
 
 
@@ -113,6 +122,7 @@ def endpoint_args(cmd: str, job) -> dict:
 		LINEAGE: {"doctype": "Sync Test Source", "name": job.source_document_name},
 		GROUP_ACTION: {"action": "cancel", "signature": ""},
 		CHILDREN: {"name": job.name},
+		CREATE_BACKFILL: {"sync_job_type": "Test Single Sync"},
 	}[cmd]
 
 
@@ -141,9 +151,9 @@ def test_every_whitelisted_function_is_listed_here_and_in_the_readme():
 				)
 	assert found == set(ENDPOINTS) | {f"SyncJob.{m}" for m in DOC_METHODS} | {
 		f"SyncJobType.{m}" for m in TYPE_METHODS
-	}
+	} | {f"SyncBackfill.{m}" for m in BACKFILL_METHODS}
 	readme = open(__file__.rsplit("/tests/", 1)[0] + "/README.md").read()
-	for endpoint in (*ENDPOINTS, *DOC_METHODS, *TYPE_METHODS):
+	for endpoint in (*ENDPOINTS, *DOC_METHODS, *TYPE_METHODS, *BACKFILL_METHODS):
 		assert endpoint.rsplit(".", 1)[-1] in readme, endpoint
 
 
