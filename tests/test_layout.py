@@ -34,4 +34,4 @@ def test_the_state_module_is_where_the_writes_are():
 
 def test_the_backfill_state_module_writes_only_a_backfills_status():
 	text = BACKFILL_HOME.read_text()
-	assert "backfill.db_set({\"status\"" in text and "Sync Job`" not in text
+	assert 'backfill.db_set({"status"' in text and "Sync Job`" not in text

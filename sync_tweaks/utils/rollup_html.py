@@ -28,6 +28,31 @@ def render_rollup(backfill) -> str:
 	)
 
 
+OUTCOME_COLORS = {
+	"Insert": "#2fb344",
+	"Update": "#2490ef",
+	"Delete": "#e24c4c",
+	"Unchanged": "#98a2b3",
+	"No Target": "#2ab7ca",
+	"Conflict": "#e563b2",
+	"Failed": "#b42318",
+	"Skipped": "#74c0fc",
+	"Relayed": "#7c5cff",
+	"Canceled": "#525252",
+}
+
+
+def chart_data(backfill) -> dict:
+	"""The outcome chart the form draws: a label, count and colour per outcome that occurred."""
+	counts = [(o, backfill.get(frappe.scrub(o) + "_count") or 0) for o in OUTCOMES]
+	counts = [(outcome, count) for outcome, count in counts if count]
+	return {
+		"labels": [outcome_label(outcome, backfill.dry_run) for outcome, _count in counts],
+		"values": [count for _outcome, count in counts],
+		"colors": [OUTCOME_COLORS[outcome] for outcome, _count in counts],
+	}
+
+
 def outcome_label(outcome: str, dry_run: bool) -> str:
 	return _(DRY_RUN_LABELS.get(outcome, outcome) if dry_run else outcome)
 
@@ -42,11 +67,16 @@ def _progress(backfill) -> str:
 	]
 	rows = "".join(
 		f'<div class="mb-2"><div class="small text-muted">{escape_html(label)}: {done} / {whole}</div>'
-		f'<div class="progress" style="height: 8px"><div class="progress-bar" role="progressbar" '
-		f'style="width: {_percent(done, whole)}%"></div></div></div>'
+		f'<div class="progress" style="height: 6px"><div class="progress-bar" role="progressbar" '
+		f'style="width: {_percent(done, whole)}%; background-color: var(--{_bar_color(done, whole)})">'
+		"</div></div></div>"
 		for label, done, whole in bars
 	)
 	return f'<div class="sync-backfill-progress mb-4">{rows}</div>'
+
+
+def _bar_color(done: int, whole: int) -> str:
+	return "green-500" if whole and done >= whole else "blue-500"
 
 
 def _percent(done: int, whole: int) -> int:

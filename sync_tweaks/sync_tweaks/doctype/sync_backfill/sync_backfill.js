@@ -28,8 +28,27 @@ frappe.ui.form.on("Sync Backfill", {
 		const wrapper = frm.get_field("rollup_html").$wrapper;
 		wrapper.html(onload.rollup_html || ""); // escaped by the server; not a microtemplate
 		draw_outcome_chart(frm, wrapper);
+		poll_while_open(frm);
 	},
 });
+
+const SYNC_BACKFILL_WATCHED = ["status", "jobs_created", "jobs_open", "documents_selected"];
+
+function poll_while_open(frm) {
+	// realtime events sent before the form joined the backfill's room (or while socket.io is
+	// down) are lost: a 5 s poll catches what they missed, until the backfill has ended
+	clearInterval(frm.sync_backfill_poll);
+	if (frm.is_new() || !(frm.doc.__onload || {}).following) return;
+	const name = frm.doc.name;
+	frm.sync_backfill_poll = setInterval(() => {
+		if (cur_frm !== frm || frm.doc.name !== name) return clearInterval(frm.sync_backfill_poll);
+		frappe.db.get_value("Sync Backfill", name, SYNC_BACKFILL_WATCHED).then((r) => {
+			const stored = r.message || {};
+			const moved = SYNC_BACKFILL_WATCHED.some((field) => stored[field] !== undefined && stored[field] !== frm.doc[field]);
+			if (moved && frm.doc.name === name && !frm.is_dirty()) frm.reload_doc();
+		});
+	}, 5000);
+}
 
 function add_backfill_button(frm, action) {
 	const spec = SYNC_BACKFILL_ACTIONS[action];
@@ -56,21 +75,14 @@ function add_backfill_button(frm, action) {
 }
 
 function draw_outcome_chart(frm, wrapper) {
-	const labels = [];
-	const values = [];
-	["insert", "update", "delete", "unchanged", "no_target", "conflict", "failed", "skipped", "relayed", "canceled"].forEach((key) => {
-		const count = frm.doc[`${key}_count`] || 0;
-		if (!count) return;
-		labels.push(__(frappe.meta.get_label("Sync Backfill", `${key}_count`)));
-		values.push(count);
-	});
-	if (!values.length || !frappe.Chart) return;
-	const area = $('<div class="sync-backfill-chart mb-4"></div>');
+	const chart = (frm.doc.__onload || {}).rollup_chart;
+	if (!chart || !chart.values.length || !frappe.Chart) return;
+	const area = $('<div class="sync-backfill-chart mb-3"></div>');
 	wrapper.find(".sync-backfill-outcomes").before(area);
 	new frappe.Chart(area[0], {
-		type: "bar",
-		height: 200,
-		data: { labels, datasets: [{ name: __("Jobs"), values }] },
-		colors: ["#5e64ff"],
+		type: "percentage",
+		height: 120,
+		data: { labels: chart.labels, datasets: [{ name: __("Jobs"), values: chart.values }] },
+		colors: chart.colors,
 	});
 }

@@ -47,7 +47,6 @@ class SyncBackfill(Document):
 		no_target_count: DF.Int
 		only_changes: DF.Check
 		outcome_counts: DF.JSON | None
-		progress_html: DF.HTML | None
 		relayed_count: DF.Int
 		rollup_html: DF.HTML | None
 		sample_diffs: DF.JSON | None
@@ -57,19 +56,23 @@ class SyncBackfill(Document):
 		started_at: DF.Datetime | None
 		status: DF.Literal["Draft", "Creating", "Running", "Completed", "Canceled", "Failed"]
 		sync_job_type: DF.Link
+		title: DF.Data | None
 		total_documents: DF.Int
 		unchanged_count: DF.Int
 		update_count: DF.Int
 	# end: auto-generated types
 
 	def onload(self):
-		from sync_tweaks.utils.rollup_html import render_rollup
+		from sync_tweaks.utils.rollup_html import chart_data, render_rollup
 
 		allowed = [action for action, statuses in ACTIONS.items() if B(self.status) in statuses]
 		if not self.dry_run:
 			allowed = [action for action in allowed if action != "apply"]
 		self.set_onload("allowed_actions", allowed)
+		# the form polls while jobs are being created or run (realtime may have been missed)
+		self.set_onload("following", self.status in (B.CREATING.value, B.RUNNING.value))
 		self.set_onload("rollup_html", render_rollup(self))
+		self.set_onload("rollup_chart", chart_data(self))
 
 	def before_insert(self):
 		self.status = B.DRAFT.value
@@ -77,6 +80,8 @@ class SyncBackfill(Document):
 	def validate(self):
 		job_type = get_job_type(self.sync_job_type)
 		self.source_document_type = job_type.source_document_type
+		kind = _("dry run") if self.dry_run else _("apply") if self.applied_from else _("real run")
+		self.title = f"{self.sync_job_type} ({kind})"[:140]
 		if self.document_limit and self.document_limit < 0:
 			frappe.throw(_("Limit must be 0 (all documents) or more"), SyncJobError)
 		filters = creation.parse_filters(self.source_filters)
