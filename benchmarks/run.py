@@ -7,8 +7,8 @@ Real site (from the bench's sites folder, with the bench's Python):
 
 Starts and stops its own workers (`--queue default`); on a real site nothing else may consume that
 queue during the run. Scenarios: per-job overhead, parallel throughput, enqueue cost, dispatch cost
-with a backlog, bulk enqueue, batched execution, the warm limit of the work itself, and the cost per
-job of conflict detection.
+with a backlog, bulk enqueue, batched execution, the warm limit of the work itself, the cost per
+job of conflict detection, and a dry-run backfill until its roll-up is complete.
 """
 
 import argparse
@@ -37,6 +37,7 @@ SIZES = {
 	"latency_jobs": 50,
 	"huge_jobs": 100000,
 	"conflict_jobs": 200,
+	"backfill_docs": 2000,
 }
 QUICK = {
 	"jobs": 10,
@@ -52,6 +53,7 @@ QUICK = {
 	"latency_jobs": 5,
 	"huge_jobs": 2000,
 	"conflict_jobs": 30,
+	"backfill_docs": 200,
 }
 SCENARIOS = (
 	"overhead",
@@ -65,6 +67,7 @@ SCENARIOS = (
 	"latency",
 	"huge",
 	"conflicts",
+	"backfill",
 )
 # long: only when asked for by name (--only huge)
 ON_REQUEST = ("huge",)
@@ -80,6 +83,7 @@ TITLES = {
 	"latency": "Latency of a lone job",
 	"huge": "100,000 waiting jobs",
 	"conflicts": "Conflict detection",
+	"backfill": "Dry-run backfill",
 }
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -111,6 +115,7 @@ def parse_args(argv=None):
 	parser.add_argument(
 		"--conflict-jobs", type=int, help="Update jobs per round of the conflict-cost scenario"
 	)
+	parser.add_argument("--backfill-docs", type=int, help="source documents of the dry-run backfill")
 	return parser.parse_args(argv)
 
 
@@ -126,6 +131,7 @@ def sizes_from(args) -> dict:
 		"drain_jobs",
 		"huge_jobs",
 		"conflict_jobs",
+		"backfill_docs",
 	):
 		if getattr(args, key) is not None:
 			sizes[key] = getattr(args, key)
@@ -148,7 +154,7 @@ def main(argv=None) -> int:
 	hosts.prepare_path(real=bool(args.site))
 	import frappe
 
-	from benchmarks import drain, scenarios
+	from benchmarks import backfill, drain, scenarios
 
 	host = hosts.Host(args.site, args.sites_path)
 	signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -200,6 +206,7 @@ def main(argv=None) -> int:
 			("enqueue", scenarios.enqueue_cost),
 			("bulk", scenarios.bulk),
 			("dispatch", scenarios.dispatch_backlog),
+			("backfill", backfill.backfill),
 		):
 			if name in selected:
 				_log(f"{TITLES[name].lower()}")
