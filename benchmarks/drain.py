@@ -126,14 +126,11 @@ def latency(bench: Bench) -> dict:
 		for i in range(bench.sizes["latency_jobs"] + 1):
 			for kind in ("bare", "sync"):
 				title = f"{bench.tag}-lat-{kind}-{i}"
+				source = bench.sources[i % len(bench.sources)]
 				if kind == "bare":
-					frappe.enqueue(TASK, queue=QUEUE, enqueue_after_commit=True, title=title)
+					frappe.enqueue(TASK, queue=QUEUE, enqueue_after_commit=True, title=title, source=source)
 				else:
-					enqueue_sync_job(
-						BENCH,
-						source_document_name=bench.sources[i % len(bench.sources)],
-						context={"title": title},
-					)
+					enqueue_sync_job(BENCH, source_document_name=source, context={"title": title})
 				started = time.perf_counter()
 				frappe.db.commit()
 				wait_for_note(title, timeout=30)

@@ -2,7 +2,8 @@
 
 Every scenario returns `rows` (one per compared pair: measured, baseline, ratio, target, met) and
 `details` (raw numbers for the JSON). The fixture type "Bench Note Sync" (Bypass) inserts one Note per
-job; the bare baseline enqueues the same insert with `frappe.enqueue`.
+job; the bare baseline enqueues the same work with `frappe.enqueue`: load the source document (as the
+runner does for every sync job) and insert the Note.
 """
 
 import contextlib
@@ -98,7 +99,9 @@ class Bench:
 		frappe.db.commit()
 		for i in range(count):
 			if kind == "bare":
-				frappe.enqueue(TASK, queue=QUEUE, enqueue_after_commit=True, title=f"{prefix}{i}")
+				frappe.enqueue(
+					TASK, queue=QUEUE, enqueue_after_commit=True, title=f"{prefix}{i}", source=self.sources[i]
+				)
 			else:
 				enqueue_sync_job(
 					BENCH, source_document_name=self.sources[i], context={"title": f"{prefix}{i}"}
@@ -326,13 +329,13 @@ def warm_limit(bench: Bench, cells: dict | None = None) -> dict:
 	RQ's per-job fork), and the default batch on one worker as a share of the limit."""
 	count = bench.sizes["limit_jobs"]
 	titles = [f"{bench.tag}-limit-{i:06d}" for i in range(count)]
+	sources = make_sources(f"{bench.tag}-warm", count)
 	started = time.perf_counter()
-	for title in titles:
-		frappe.get_attr(TASK)(title)
+	for title, source in zip(titles, sources, strict=True):
+		frappe.get_attr(TASK)(title, source)  # the same work: load the source, insert the Note
 		frappe.db.commit()
 	limit = count / (time.perf_counter() - started)
 
-	sources = make_sources(f"{bench.tag}-warm", count)
 	bench.host.set_config("sync_job_max_queued", count + 10)
 	bench.host.set_config("sync_job_batch_size", count)
 	try:

@@ -9,8 +9,11 @@ def execute(sync_job, source_doc):
 	return {"target_doc": note, "operation": "Insert"}
 
 
-def insert_note(title: str):
-	"""The same work as a bare `frappe.enqueue` job (returns nothing, so RQ stores no result)."""
+def insert_note(title: str, source: str | None = None):
+	"""The same work as a bare `frappe.enqueue` job: load the source (a sync job's runner loads it
+	before the controller runs), insert the Note; returns nothing, so RQ stores no result."""
+	if source:
+		frappe.get_doc("Sync Test Source", source)
 	_insert(title)
 
 
