@@ -23,6 +23,8 @@ from sync_tweaks.utils.sync_job import enqueue_sync_job, enqueue_sync_jobs
 LISTED = 20
 # sources per transaction in bulk commands
 CHUNK = 1000
+# how often `backfill` creates a chunk again after a transient database error
+TRANSIENT_TRIES = 5
 
 
 @click.group("sync-job")
@@ -276,39 +278,51 @@ def backfill(context, sync_job_type, filters_json, dry_run, limit, no_wait):
 def backfill_apply(context, name, only_changes, no_wait):
 	"""Apply the dry-run Sync Backfill NAME: real jobs for the same documents."""
 	with connected(context), refused():
-		from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import new_backfill
+		from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import new_apply
 
 		if not frappe.db.exists("Sync Backfill", name):
 			raise click.ClickException(_("Sync Backfill {0} does not exist").format(name))
-		dry_run = frappe.get_doc("Sync Backfill", name)
-		if not dry_run.dry_run or dry_run.status != "Completed":
-			raise click.ClickException(
-				_("Apply only a Completed dry-run backfill ({0} is {1})").format(name, dry_run.status)
-			)
-		applied = new_backfill(
-			dry_run.sync_job_type,
-			filters=dry_run.source_filters,
-			dry_run=False,
-			applied_from=name,
-			only_changes=int(only_changes),
-		)
+		applied = new_apply(frappe.get_doc("Sync Backfill", name), only_changes)
 		run_backfill(applied, no_wait)
+
+
+@sync_job.command("backfill-cancel")
+@click.argument("name")
+@click.option("--reason", help="Why, shown on the backfill's form.")
+@pass_context
+def backfill_cancel(context, name, reason):
+	"""Cancel Sync Backfill NAME: stop creating jobs, cancel its jobs that have not started."""
+	with connected(context), refused():
+		from sync_tweaks.backfill import creation
+		from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act
+
+		if not frappe.db.exists("Sync Backfill", name):
+			raise click.ClickException(_("Sync Backfill {0} does not exist").format(name))
+		act(name, "cancel", reason=reason or _("canceled from the command line"))
+		frappe.db.commit()
+		creation.cancel_open_jobs(name)  # what the first chunk left (its RQ job then finds nothing)
+		canceled = frappe.db.count("Sync Job", {"sync_backfill": name, "status": "Canceled"})
+		click.echo(_("Canceled Sync Backfill {0} and {1} job(s) not started").format(name, canceled))
 
 
 def run_backfill(backfill, no_wait: bool):
 	"""Create the backfill's jobs here, a chunk per transaction, then follow them to the roll-up."""
 	from sync_tweaks.backfill import creation, rollup
 
-	creation.start(backfill, creator=False)
+	token = creation.start(backfill, creator=False)
 	frappe.db.commit()
 	click.echo(_("Sync Backfill {0}: {1} document(s) match").format(backfill.name, backfill.total_documents))
 	with click.progressbar(length=max(backfill.total_documents, 1), label=_("Creating jobs")) as bar:
-		more, shown = True, 0
-		while more:
-			more = creation.create_chunk(backfill.name)
-			selected = frappe.db.get_value("Sync Backfill", backfill.name, "documents_selected") or 0
-			bar.update(selected - shown)
-			shown = selected
+		shown = 0
+		for _attempt in range(TRANSIENT_TRIES):
+			while creation.create_chunk(backfill.name, token):
+				selected = frappe.db.get_value("Sync Backfill", backfill.name, "documents_selected") or 0
+				bar.update(selected - shown)
+				shown = selected
+			backfill.reload()
+			if backfill.status != "Creating" or backfill.creator_token != token:
+				break
+			time.sleep(1)  # a deadlock or a lost connection: the chunk is created again
 	backfill.reload()
 	if backfill.status == "Failed":
 		raise click.ClickException(backfill.error_message or _("Creating the jobs failed"))

@@ -202,10 +202,10 @@ def test_cancel_stops_creating_and_cancels_the_jobs_not_started(monkeypatch):
 	sources(RUN + "bf-cancel", 12)
 	backfill = start(RUN + "bf-cancel")
 	assert creation.create_chunk(backfill)
-	act(backfill, "cancel", reason="wrong filters")
+	act(backfill, "cancel", reason="wrong filters")  # cancels the first chunk of jobs at once
 	frappe.db.commit()
 	assert creation.create_chunk(backfill) is False
-	assert creation.cancel_open_jobs(backfill) == 5
+	assert creation.cancel_open_jobs(backfill) == 0, "nothing was left for the cancel's RQ job"
 	rollup.fold(backfill)
 	frappe.db.rollback()
 	stored = frappe.get_doc("Sync Backfill", backfill)
@@ -300,9 +300,50 @@ def test_the_cli_creates_a_backfill_follows_it_and_prints_the_rollup(cli, worker
 		(("backfill", "No Such Type"), 1, "does not exist"),
 		(("backfill", TYPE, "--filters", '{"no_such_field": 1}'), 1, "has no field no_such_field"),
 		(("backfill-apply", "nope"), 1, "does not exist"),
+		(("backfill-cancel", "nope"), 1, "does not exist"),
+		(("backfill", TYPE, "--filters", '[["User", "name", "=", "x"]]'), 1, "or its child tables"),
 	],
 )
 def test_the_cli_refuses_bad_input_clearly(cli, args, exit_code, message):
 	result = cli(*args)
 	assert result.exit_code == exit_code and message in result.output, result.output
 	assert not frappe.db.count("Sync Backfill")
+
+
+def test_the_cli_cancels_a_backfill_and_its_jobs_not_started(cli, monkeypatch):
+	monkeypatch.setattr(creation, "CHUNK", 3)
+	sources(RUN + "bf-cli-cancel", 5)
+	name = start(RUN + "bf-cli-cancel")
+	assert creation.create_chunk(name)
+	result = cli("backfill-cancel", name, "--reason", "not now")
+	assert result.exit_code == 0 and "3 job(s) not started" in result.output, result.output
+	assert frappe.db.get_value("Sync Backfill", name, ["status", "cancel_reason"]) == ("Canceled", "not now")
+	assert set(frappe.get_all("Sync Job", filters={"sync_backfill": name}, pluck="status")) == {"Canceled"}
+	again = cli("backfill-cancel", name)
+	assert again.exit_code == 1 and "Cannot cancel" in again.output, again.output
+
+
+def test_a_backfill_still_running_cannot_be_deleted_and_an_ended_one_can():
+	sources(RUN + "bf-delete", 2)
+	name = start(RUN + "bf-delete")
+	with pytest.raises(frappe.ValidationError):
+		frappe.delete_doc("Sync Backfill", name)
+	run_backfill(name)
+	frappe.delete_doc("Sync Backfill", name)
+	frappe.db.commit()
+	assert not frappe.db.exists("Sync Backfill", name)
+	assert len(jobs_of(name)) == 2, "its jobs stay (they name a backfill that is gone)"
+
+
+def test_small_backfill_completes_when_its_jobs_end_before_the_last_chunk(monkeypatch):
+	"""The jobs of the first chunk end before the creator commits the last one: no fold after that
+	commit would see them end, so the creator folds itself."""
+	monkeypatch.setattr(creation, "CHUNK", 2)
+	set_type(TYPE, concurrency="None")
+	sources(RUN + "bf-small", 3)
+	name = start(RUN + "bf-small")
+	assert creation.create_chunk(name)
+	run_queued()
+	creation.create_jobs_until_done(name)  # the last chunk: one document
+	run_queued()
+	assert frappe.db.get_value("Sync Backfill", name, "status") == "Completed"

@@ -6,6 +6,7 @@ the CLI) continues after the last committed one. Two creators at once are harmle
 for the lock and reads the cursor the first moved.
 """
 
+import itertools
 import json
 import time
 
@@ -32,8 +33,8 @@ CANCELLABLE = (S.PENDING.value, S.WAITING.value, S.QUEUED.value)
 
 
 def start(backfill, creator: bool = True):
-	"""Draft -> Creating: count the matching documents and start the creator (after commit), unless
-	the caller creates the chunks itself (the CLI, in the foreground)."""
+	"""Draft -> Creating: count the matching documents and start the creator (after commit). The
+	CLI creates the chunks itself, in the foreground, under the token this returns."""
 	move(
 		backfill,
 		B.CREATING,
@@ -42,8 +43,7 @@ def start(backfill, creator: bool = True):
 		total_documents=estimate(backfill),
 		error_message=None,
 	)
-	if creator:
-		enqueue_creator(backfill.name)
+	return enqueue_creator(backfill, push=creator)
 
 
 def resume(backfill):
@@ -54,64 +54,90 @@ def resume(backfill):
 	else:
 		backfill.db_set(fields)
 		publish(backfill.name)
-	enqueue_creator(backfill.name)
+	enqueue_creator(backfill)
 
 
 def cancel(backfill, reason: str | None = None):
-	"""Stop creating jobs and cancel the backfill's jobs that have not started (after commit)."""
-	move(backfill, B.CANCELED, cancel_reason=(reason or "")[:1000] or None, ended_at=now_datetime())
+	"""Stop creating jobs and cancel the backfill's jobs that have not started: the first chunk
+	here, the rest after commit in an RQ job (and, should that be lost, by maintenance); a job
+	claimed meanwhile is canceled by its claim (`refused`)."""
+	move(
+		backfill,
+		B.CANCELED,
+		cancel_reason=(reason or "")[:1000] or None,
+		ended_at=now_datetime(),
+		creator_token=None,
+	)
+	cancel_open_jobs(backfill.name, rounds=1, commit=False)
 	frappe.enqueue(
 		"sync_tweaks.backfill.creation.cancel_open_jobs",
 		queue=queue_of(backfill),
 		timeout=CREATOR_TIMEOUT,
 		enqueue_after_commit=True,
+		at_front=True,
 		backfill=backfill.name,
 	)
 
 
-def enqueue_creator(name: str):
-	frappe.enqueue(
-		"sync_tweaks.backfill.creation.create_jobs",
-		queue=queue_of(
-			frappe._dict(sync_job_type=frappe.db.get_value("Sync Backfill", name, "sync_job_type"))
-		),
-		timeout=CREATOR_TIMEOUT,
-		enqueue_after_commit=True,
-		backfill=name,
-	)
+def enqueue_creator(backfill, push: bool = True, token: str | None = None) -> str:
+	"""Make a new creator chain the only one (a new token, written under the caller's row lock; an
+	older chain stops at its next chunk) and, with `push`, start it after commit. `token`: a chain
+	handing its rest to its next RQ job keeps its own."""
+	if not token:
+		token = frappe.generate_hash(length=12)
+		backfill.db_set("creator_token", token, update_modified=False)
+	if push:
+		frappe.enqueue(
+			"sync_tweaks.backfill.creation.create_jobs",
+			queue=queue_of(backfill),
+			timeout=CREATOR_TIMEOUT,
+			enqueue_after_commit=True,
+			backfill=backfill.name,
+			token=token,
+		)
+	return token
 
 
 def queue_of(backfill) -> str:
 	return frappe.db.get_value("Sync Job Type", backfill.sync_job_type, "queue") or "default"
 
 
-def create_jobs(backfill: str):
-	"""RQ entry: create chunks for SLICE_SECONDS, then hand the rest to a new RQ job."""
+def create_jobs(backfill: str, token: str | None = None):
+	"""RQ entry: create chunks for SLICE_SECONDS, then hand the rest to a new RQ job of the chain."""
 	started = time.monotonic()
-	while create_chunk(backfill):
+	while create_chunk(backfill, token):
 		if time.monotonic() - started > SLICE_SECONDS:
-			enqueue_creator(backfill)  # pushed when the RQ job's own commit runs
+			enqueue_creator(frappe.get_doc("Sync Backfill", backfill), token=token)  # pushed at its commit
 			return
 
 
-def create_jobs_until_done(name: str):
+def create_jobs_until_done(name: str, token: str | None = None):
 	"""Create every remaining chunk in this process (the CLI, tests)."""
-	while create_chunk(name):
+	while create_chunk(name, token):
 		pass
 
 
-def create_chunk(name: str) -> bool:
-	"""Create the jobs of the next chunk and commit; True while documents remain."""
+def create_chunk(name: str, token: str | None = None) -> bool:
+	"""Create the jobs of the next chunk and commit; True while documents remain for this chain
+	(`token`: the chain's; None in tests and tools that take over)."""
 	user = frappe.session.user
 	try:
-		more = _create_chunk(name)
+		more = _create_chunk(name, token)
 		frappe.db.commit()
+		if not more:
+			rollup.fold(name)  # every job may have ended before the last chunk: Completed now
 		return more
 	except JobTimeoutException:
 		frappe.db.rollback()
 		raise
 	except Exception as e:
 		frappe.db.rollback()
+		if is_transient(e):
+			# a deadlock or a lost connection: the backfill stays Creating and the chunk is created
+			# again, by the CLI's next try or, once the heartbeat is old, by maintenance's resume
+			frappe.log_error(title=f"Sync Backfill {name}: a chunk will be created again")
+			frappe.db.commit()
+			return False
 		fail(name, e)
 		return False
 	finally:
@@ -119,10 +145,30 @@ def create_chunk(name: str) -> bool:
 			frappe.set_user(user)
 
 
-def _create_chunk(name: str) -> bool:
+def is_transient(error: Exception) -> bool:
+	"""A database error that the same statement may not meet again (deadlock, lock wait, connection)."""
+	if isinstance(error, frappe.ValidationError | frappe.PermissionError | frappe.DoesNotExistError):
+		return False
+	classes = tuple(
+		filter(None, (getattr(frappe, name, None) for name in ("QueryDeadlockError", "QueryTimeoutError")))
+	)
+	if isinstance(error, classes):
+		return True
+	for check in ("is_deadlocked", "is_timedout", "is_interface_error"):
+		try:
+			if getattr(frappe.db, check)(error):
+				return True
+		except (AttributeError, IndexError, TypeError):
+			pass  # not a driver error, or a driver that cannot tell
+	return False
+
+
+def _create_chunk(name: str, token: str | None) -> bool:
 	backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
 	if backfill.status != B.CREATING.value:
 		return False  # canceled, failed or done meanwhile
+	if token and backfill.creator_token != token:
+		return False  # a newer chain took over (a resume): this one ends
 	# the backfill's owner selects the documents (their read permission applies) and owns the jobs
 	frappe.set_user(backfill.owner)
 	size = chunk_size()
@@ -142,6 +188,8 @@ def _create_chunk(name: str) -> bool:
 		publish(backfill.name)
 		return True
 	fields["creation_ended_at"] = now_datetime()
+	fields["total_documents"] = fields["documents_selected"]  # the estimate was an upper bound
+	fields["creator_token"] = None
 	if fields["jobs_created"]:
 		move(backfill, B.RUNNING, **fields)
 	else:
@@ -166,6 +214,8 @@ def select_sources(backfill, size: int) -> tuple[list[str], list[str]]:
 			order_by="name asc",
 			limit_page_length=size,
 			pluck="name",
+			# a child-table filter joins the child rows: a document matching twice is still one
+			distinct=True,
 		)
 		return seen, seen
 	seen = frappe.db.sql_list(
@@ -238,29 +288,33 @@ def fail(name: str, error: Exception):
 		frappe.db.commit()
 
 
-def cancel_open_jobs(backfill: str, limit: int = CHUNK) -> int:
-	"""Cancel the backfill's jobs that have not started, a chunk per transaction; returns how many."""
+def cancel_open_jobs(backfill: str, limit: int = CHUNK, rounds: int = 0, commit: bool = True) -> int:
+	"""Cancel the backfill's jobs that have not started, a chunk per round (and per transaction
+	with `commit`), at most `rounds` chunks (0: all); returns how many."""
 	canceled = 0
 	reason = _("Sync Backfill {0} was canceled").format(backfill)
-	while True:
+	for _round in itertools.count(1):
 		names = frappe.db.sql_list(
 			"""select name from `tabSync Job` where sync_backfill=%(name)s and backfill_outcome is null
 			and (status in %(open)s or (status=%(failed)s and due_at > 0)) limit %(limit)s""",
 			{"name": backfill, "open": CANCELLABLE, "failed": S.FAILED.value, "limit": limit},
 		)
-		if not names:
+		if names:
+			canceled += states.cancel_many(names, reason)
+			if commit:
+				frappe.db.commit()
+		if not names or _round == rounds:
 			return canceled
-		canceled += states.cancel_many(names, reason)
-		frappe.db.commit()
 
 
 def resume_stalled(limit: int = 20) -> list[str]:
-	"""Maintenance: Creating backfills whose creator stopped (worker killed, Redis flushed) go on."""
+	"""Maintenance: Creating backfills whose creator stopped (worker killed, Redis flushed, stuck in
+	a busy queue) go on, with a new chain (an old one still queued stops at its first chunk)."""
 	names = frappe.get_all(
 		"Sync Backfill",
 		filters={"status": B.CREATING.value, "heartbeat_at": ["<", clock.now() - STALL_SECONDS]},
 		pluck="name",
-		order_by="creation asc",
+		order_by="heartbeat_at asc",
 		limit=limit,
 	)
 	for name in names:
@@ -271,7 +325,24 @@ def resume_stalled(limit: int = 20) -> list[str]:
 	return names
 
 
+def cancel_leftovers(limit: int = 20) -> list[str]:
+	"""Maintenance: Canceled backfills with jobs still open (their cancel's RQ job was lost, or a
+	job came back from a retry) have them canceled."""
+	names = frappe.get_all(
+		"Sync Backfill",
+		filters={"status": B.CANCELED.value, "jobs_open": [">", 0]},
+		pluck="name",
+		order_by="folded_at asc",
+		limit=limit,
+	)
+	for name in names:
+		cancel_open_jobs(name)
+		rollup.fold(name)
+	return names
+
+
 def maintain():
-	"""Maintenance step: resume stalled creators, fold the roll-ups of running backfills."""
+	"""Maintenance step: resume stalled creators, finish cancels, fold the roll-ups still moving."""
 	resume_stalled()
+	cancel_leftovers()
 	rollup.fold_active()

@@ -23,9 +23,10 @@ from sync_tweaks.engine.rollup import (
 	RollUp,
 )
 from sync_tweaks.engine.status import S
+from sync_tweaks.queue import clock
 
 THROTTLE_MS = 1000
-# jobs folded per round, and rounds per fold (a fold never holds the whole table)
+# jobs folded per round (a transaction each: a fold never holds the whole table), rounds per fold
 FOLD_LIMIT = 2000
 FOLD_ROUNDS = 10
 FAILURE_GROUPS = 20
@@ -51,14 +52,16 @@ def fold_trailing():
 
 
 def fold_active(limit: int = 20):
-	"""Maintenance: fold every backfill still creating or running."""
-	for name in frappe.get_all(
+	"""Maintenance: fold the backfills whose roll-up may still move (creating, running, or with jobs
+	open), the longest unfolded first."""
+	names = frappe.get_all(
 		"Sync Backfill",
-		filters={"status": ["in", [B.CREATING.value, B.RUNNING.value]]},
+		or_filters=[["status", "in", [B.CREATING.value, B.RUNNING.value]], ["jobs_open", ">", 0]],
 		pluck="name",
-		order_by="creation asc",
+		order_by="folded_at asc",
 		limit=limit,
-	):
+	)
+	for name in names:
 		fold(name)
 
 
@@ -67,45 +70,48 @@ def throttle_key(name: str) -> str:
 
 
 def fold(name: str) -> bool:
-	"""Fold `name`'s ended jobs in a transaction of its own; never raises (errors are logged)."""
-	try:
-		folded = _fold(name)
-		frappe.db.commit()
-		return folded
-	except JobTimeoutException:
-		frappe.db.rollback()
-		raise
-	except Exception:
-		frappe.db.rollback()
-		frappe.log_error(title=f"Sync Backfill {name}: roll-up failed")
-		frappe.db.commit()
-		return False
+	"""Fold `name`'s ended jobs, a transaction per round of FOLD_LIMIT jobs, until none is left (or
+	FOLD_ROUNDS rounds: the next fold goes on); never raises (errors are logged)."""
+	for _round in range(FOLD_ROUNDS):
+		try:
+			more = _fold(name)
+			frappe.db.commit()
+		except JobTimeoutException:
+			frappe.db.rollback()
+			raise
+		except Exception:
+			frappe.db.rollback()
+			frappe.log_error(title=f"Sync Backfill {name}: roll-up failed")
+			frappe.db.commit()
+			return False
+		if not more:
+			return True
+	return True
 
 
 def _fold(name: str) -> bool:
+	"""One round; True when ended jobs are left for the next one (then the backfill is not done)."""
 	frappe.db.commit()  # the jobs are read after the lock, in a snapshot that sees every folded job
 	if not frappe.db.sql("select name from `tabSync Backfill` where name=%s for update", name):
 		return False
 	backfill = frappe.get_doc("Sync Backfill", name)
 	rollup = RollUp.load(*(backfill.get(field) for field in ROLLUP_FIELDS))
-	for _round in range(FOLD_ROUNDS):
-		jobs = frappe.db.sql(
-			"""select name, title, status, operation, dry_run, conflict_count, diff_summary
-			from `tabSync Job` where sync_backfill=%(name)s and backfill_outcome is null
-			and status in %(final)s limit %(limit)s""",
-			{"name": name, "final": FOLDED_STATUSES, "limit": FOLD_LIMIT},
-			as_dict=True,
+	jobs = frappe.db.sql(
+		"""select name, title, status, operation, dry_run, conflict_count, diff_summary
+		from `tabSync Job` where sync_backfill=%(name)s and backfill_outcome is null
+		and status in %(final)s limit %(limit)s""",
+		{"name": name, "final": FOLDED_STATUSES, "limit": FOLD_LIMIT},
+		as_dict=True,
+	)
+	by_outcome = defaultdict(list)
+	for job in jobs:
+		by_outcome[rollup.add(job)].append(job.name)
+	for outcome, names in by_outcome.items():
+		frappe.db.sql(
+			"update `tabSync Job` set backfill_outcome=%(outcome)s where name in %(names)s",
+			{"outcome": outcome, "names": tuple(names)},
 		)
-		by_outcome = defaultdict(list)
-		for job in jobs:
-			by_outcome[rollup.add(job)].append(job.name)
-		for outcome, names in by_outcome.items():
-			frappe.db.sql(
-				"update `tabSync Job` set backfill_outcome=%(outcome)s where name in %(names)s",
-				{"outcome": outcome, "names": tuple(names)},
-			)
-		if len(jobs) < FOLD_LIMIT:
-			break
+	more = len(jobs) == FOLD_LIMIT
 	live = dict(
 		frappe.db.sql(
 			"""select status, count(*) from `tabSync Job` where sync_backfill=%s and backfill_outcome is null
@@ -119,21 +125,26 @@ def _fold(name: str) -> bool:
 		and status=%(failed)s and due_at > 0""",
 		{"name": name, "failed": S.FAILED.value},
 	)[0][0]
-	totals = rollup.totals({FAILED: live.get(S.FAILED.value, 0), CONFLICT: live.get(S.CONFLICT.value, 0)})
+	# a Failed job whose retry is due is not done: it counts as open, not as failed
+	failed = live.get(S.FAILED.value, 0) - retrying
+	totals = rollup.totals({FAILED: failed, CONFLICT: live.get(S.CONFLICT.value, 0)})
 	fields = {
 		**{COUNT_FIELDS[outcome]: count for outcome, count in totals.items()},
 		**rollup.dump(),
 		"jobs_open": sum(live.get(status, 0) for status in OPEN_STATUSES) + retrying,
 		"failure_groups": json.dumps(groups, default=str),
+		"folded_at": clock.now(),
 	}
-	if backfill.status == B.RUNNING.value and not fields["jobs_open"]:
+	if backfill.status == B.RUNNING.value and not fields["jobs_open"] and not more:
 		move(backfill, B.COMPLETED, ended_at=now_datetime(), **fields)
-	elif backfill.status == B.COMPLETED.value and fields["jobs_open"]:
+	elif backfill.status == B.COMPLETED.value and (fields["jobs_open"] or more):
 		move(backfill, B.RUNNING, ended_at=None, **fields)
-	elif any(backfill.get(field) != value for field, value in fields.items()):
+	else:
+		changed = any(backfill.get(field) != value for field, value in fields.items() if field != "folded_at")
 		backfill.db_set(fields, update_modified=False)
-		publish(name)
-	return True
+		if changed:
+			publish(name)
+	return more
 
 
 def failure_groups(name: str) -> list[dict]:

@@ -67,6 +67,15 @@ def check_action(backfill, action: str):
 		)
 
 
+def job_refusal(job) -> str | None:
+	"""Why a claimed job of a backfill may not run: its backfill was canceled (None: it may)."""
+	if not job.get("sync_backfill"):
+		return None
+	if frappe.db.get_value("Sync Backfill", job.sync_backfill, "status") != B.CANCELED.value:
+		return None
+	return _("Sync Backfill {0} was canceled").format(job.sync_backfill)
+
+
 def publish(name: str):
 	"""Tell the backfill's open form (and list views) that its progress or roll-up moved."""
 	frappe.publish_realtime(

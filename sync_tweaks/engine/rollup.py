@@ -50,11 +50,15 @@ def outcome_of(status: str, operation: str, dry_run: bool, conflict_count: int, 
 
 
 def changed_fields(diff) -> list[str]:
-	"""The target fields (and child tables) a diff changes, each once."""
+	"""The target fields (and child tables) a diff changes, each once; entries of another shape
+	(a bypass controller may return any diff) are left out."""
 	diff = parse(diff) or {}
-	fields = [change[0] for change in diff.get("changed") or []]
-	for key in ("added", "removed", "row_changed"):
-		fields.extend(row[0] for row in diff.get(key) or [])
+	fields = []
+	for key in ("changed", "added", "removed", "row_changed"):
+		entries = diff.get(key)
+		for entry in entries if isinstance(entries, list) else []:
+			if isinstance(entry, list | tuple) and entry and isinstance(entry[0], str):
+				fields.append(entry[0])
 	return list(dict.fromkeys(fields))
 
 
@@ -62,10 +66,18 @@ def has_changes(diff: dict) -> bool:
 	return any(diff.get(key) for key in ("changed", "added", "removed", "row_changed"))
 
 
-def parse(diff):
+def parse(diff) -> dict | None:
+	"""A stored diff as a dict; None when there is none, {} when it is not a Version-format dict."""
 	if isinstance(diff, str):
-		return json.loads(diff) if diff else None
-	return diff
+		if not diff:
+			return None
+		try:
+			diff = json.loads(diff)
+		except ValueError:
+			return {}
+	if diff is None:
+		return None
+	return diff if isinstance(diff, dict) else {}
 
 
 @dataclasses.dataclass
@@ -78,7 +90,11 @@ class RollUp:
 
 	@classmethod
 	def load(cls, counts, field_changes, samples) -> "RollUp":
-		return cls(parse(counts) or {}, parse(field_changes) or {}, parse(samples) or [])
+		stored = [
+			json.loads(value) if isinstance(value, str) and value else value
+			for value in (counts, field_changes, samples)
+		]
+		return cls(stored[0] or {}, stored[1] or {}, stored[2] or [])
 
 	def add(self, job: dict) -> str:
 		"""Fold one ended job (name, title, status, operation, dry_run, conflict_count, diff_summary);

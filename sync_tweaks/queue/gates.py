@@ -18,6 +18,7 @@ import frappe
 from frappe.utils import add_to_date, get_datetime
 from frappe.utils.background_jobs import get_queues_timeout
 
+from sync_tweaks.backfill import states as backfill_states
 from sync_tweaks.engine.status import S
 from sync_tweaks.queue import clock, ratelimit
 
@@ -144,7 +145,7 @@ def ready_queues(job_type: str) -> list[str]:
 
 def refusal(job, job_type, now: float) -> tuple[str | None, float]:
 	"""Whether the claimed job `job` may start: (None, epoch it starts at) or (why not: "paused",
-	"expired" or "rate", seconds to wait).
+	"expired", "canceled" (its backfill was) or "rate", seconds to wait).
 
 	A rate limit takes its token here, at the epoch the claim stamps as `started_at`. Only in the
 	waker, which takes jobs just before their token frees, the claim waits up to `TOKEN_WAIT` for it."""
@@ -152,6 +153,8 @@ def refusal(job, job_type, now: float) -> tuple[str | None, float]:
 		return "paused", 0
 	if expired(job_type, job.creation):
 		return "expired", 0
+	if backfill_states.job_refusal(job):
+		return "canceled", 0
 	limits = ratelimit.limit_of(job_type)
 	if limits:
 		bucket = ratelimit.bucket(job_type, job)

@@ -16,6 +16,7 @@ from frappe import _
 from rq.timeouts import JobTimeoutException
 
 from sync_tweaks import apply
+from sync_tweaks.backfill import states as backfill_states
 from sync_tweaks.engine.signature import controller_frame, error_signature
 from sync_tweaks.engine.status import S
 from sync_tweaks.exceptions import SyncControllerError, SyncJobFatalError, SyncJobRetryAfter, SyncJobTimeout
@@ -217,11 +218,13 @@ def claim(name: str, delivery: str | None):
 
 
 def hand_back(job, job_type, reason: str, wait: float):
-	"""A claimed job that may not start now: an expired one is canceled; one of a paused type or
-	over its rate limit goes back to Waiting in its place in line (no retry used). The claim's
-	transaction commits it."""
+	"""A claimed job that may not start now: an expired one (or one of a canceled backfill) is
+	canceled; one of a paused type or over its rate limit goes back to Waiting in its place in line
+	(no retry used). The claim's transaction commits it."""
 	if reason == "expired":
 		states.cancel(job, gates.expired_reason(job_type))
+	elif reason == "canceled":
+		states.cancel(job, backfill_states.job_refusal(job))
 	else:
 		states.requeue(job)
 		if wait:
@@ -312,10 +315,12 @@ def record_failure(
 		fields["error_signature"], fields["error_title"] = error_signature("SyncJobRetryAfter", text)
 	else:
 		fields["error_signature"], fields["error_title"] = signature_of(error)
+	retryable = timed_out or message is not None or retry.is_retryable(error)
 	states.mark_failed(
 		job,
 		text,
-		retryable=timed_out or message is not None or retry.is_retryable(error),
+		# a job of a backfill canceled while it ran does not come back
+		retryable=retryable and not backfill_states.job_refusal(job),
 		**fields,
 	)
 	return True

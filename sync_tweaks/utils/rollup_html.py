@@ -58,12 +58,12 @@ def outcome_label(outcome: str, dry_run: bool) -> str:
 
 
 def _progress(backfill) -> str:
-	created, open_jobs = backfill.jobs_created or 0, backfill.jobs_open or 0
-	total = backfill.total_documents or 0
-	selected = backfill.documents_selected or 0
+	open_jobs = backfill.jobs_open or 0
+	# every job counted so far (relayed children too) and those not done yet
+	jobs = open_jobs + sum(backfill.get(frappe.scrub(outcome) + "_count") or 0 for outcome in OUTCOMES)
 	bars = [
-		(_("Documents selected"), selected, total),
-		(_("Jobs done"), max(created - open_jobs, 0), created),
+		(_("Documents selected"), backfill.documents_selected or 0, backfill.total_documents or 0),
+		(_("Jobs done"), jobs - open_jobs, jobs),
 	]
 	rows = "".join(
 		f'<div class="mb-2"><div class="small text-muted">{escape_html(label)}: {done} / {whole}</div>'

@@ -53,7 +53,8 @@ function poll_while_open(frm) {
 function add_backfill_button(frm, action) {
 	const spec = SYNC_BACKFILL_ACTIONS[action];
 	const run = (args) =>
-		frm.call(spec.method, args).then((r) => {
+		// frozen while it runs: a second click cannot apply (or cancel) twice
+		frm.call({ doc: frm.doc, method: spec.method, args, freeze: true }).then((r) => {
 			if (action === "apply" && r.message) frappe.set_route("Form", "Sync Backfill", r.message);
 			else frm.reload_doc();
 		});

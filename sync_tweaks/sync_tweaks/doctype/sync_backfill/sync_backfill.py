@@ -12,8 +12,31 @@ from frappe.model.document import Document
 from sync_tweaks.backfill import creation
 from sync_tweaks.backfill import rollup as rollups
 from sync_tweaks.backfill.states import ACTIONS, B, check_action
+from sync_tweaks.engine.rollup import OUTCOMES
 from sync_tweaks.exceptions import SyncJobError
 from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
+
+# fields only sync_tweaks.backfill writes
+MACHINE_FIELDS = (
+	"total_documents",
+	"documents_selected",
+	"jobs_created",
+	"jobs_open",
+	"started_at",
+	"creation_ended_at",
+	"ended_at",
+	"last_source",
+	"heartbeat_at",
+	"creator_token",
+	"folded_at",
+	"error_message",
+	"cancel_reason",
+	"outcome_counts",
+	"field_changes",
+	"sample_diffs",
+	"failure_groups",
+	*(frappe.scrub(outcome) + "_count" for outcome in OUTCOMES),
+)
 
 
 class SyncBackfill(Document):
@@ -30,6 +53,7 @@ class SyncBackfill(Document):
 		canceled_count: DF.Int
 		conflict_count: DF.Int
 		creation_ended_at: DF.Datetime | None
+		creator_token: DF.Data | None
 		delete_count: DF.Int
 		document_limit: DF.Int
 		documents_selected: DF.Int
@@ -39,6 +63,7 @@ class SyncBackfill(Document):
 		failed_count: DF.Int
 		failure_groups: DF.JSON | None
 		field_changes: DF.JSON | None
+		folded_at: DF.Float
 		heartbeat_at: DF.Float
 		insert_count: DF.Int
 		jobs_created: DF.Int
@@ -76,8 +101,19 @@ class SyncBackfill(Document):
 
 	def before_insert(self):
 		self.status = B.DRAFT.value
+		# progress, cursor and roll-up belong to the machinery; an apply is made only by `act`
+		for field in MACHINE_FIELDS:
+			self.set(field, None)
+		if not self.flags.applying:
+			self.applied_from, self.only_changes = None, 0
+
+	def on_trash(self):
+		if self.status in (B.CREATING.value, B.RUNNING.value):
+			frappe.throw(_("Cancel Sync Backfill {0} before deleting it").format(self.name), SyncJobError)
 
 	def validate(self):
+		if not self.is_new():
+			self.keep_stored_state()
 		job_type = get_job_type(self.sync_job_type)
 		self.source_document_type = job_type.source_document_type
 		kind = _("dry run") if self.dry_run else _("apply") if self.applied_from else _("real run")
@@ -99,6 +135,13 @@ class SyncBackfill(Document):
 			if self.dry_run:
 				frappe.throw(_("An applied backfill creates real jobs: it cannot be a dry run"), SyncJobError)
 
+	def keep_stored_state(self):
+		"""A save (the form's, the REST API's) never changes what the machinery writes."""
+		stored = self.get_doc_before_save()
+		if stored:
+			for field in (*MACHINE_FIELDS, "status", "applied_from", "only_changes"):
+				self.set(field, stored.get(field))
+
 	@frappe.whitelist(methods=["POST"])
 	def start_backfill(self):
 		act(self.name, "start", check_permission=True)
@@ -117,7 +160,7 @@ class SyncBackfill(Document):
 
 	@frappe.whitelist(methods=["POST"])
 	def refresh_rollup(self):
-		self.check_permission("write")
+		frappe.get_doc("Sync Backfill", self.name).check_permission("write")  # the stored one
 		rollups.fold(self.name)
 
 
@@ -125,6 +168,7 @@ def check_filter_fields(doctype: str, filters: list):
 	"""Every filter names a field of `doctype` (or, as [child doctype, field, …], of a child table)."""
 	from frappe.model import default_fields
 
+	tables = {df.options for df in frappe.get_meta(doctype).get_table_fields()} | {doctype}
 	for condition in filters:
 		if len(condition) not in (3, 4):
 			frappe.throw(
@@ -133,6 +177,11 @@ def check_filter_fields(doctype: str, filters: list):
 		filtered_doctype, field = (
 			(condition[0], condition[1]) if len(condition) == 4 else (doctype, condition[0])
 		)
+		if filtered_doctype not in tables:
+			frappe.throw(
+				_("Filter on {0} or its child tables, not {1}").format(doctype, filtered_doctype),
+				SyncJobError,
+			)
 		meta = frappe.get_meta(filtered_doctype)
 		if field not in default_fields and not meta.get_field(field):
 			frappe.throw(_("{0} has no field {1}").format(filtered_doctype, field), SyncJobError)
@@ -152,25 +201,41 @@ def act(name: str, action: str, reason: str | None = None, only_changes=0, check
 	elif action == "resume":
 		creation.resume(backfill)
 	else:
-		if not backfill.dry_run:
-			frappe.throw(_("Only a dry-run backfill can be applied"), SyncJobError)
 		if check_permission:
 			frappe.has_permission("Sync Backfill", "create", throw=True)
-		applied = new_backfill(
-			backfill.sync_job_type,
-			filters=backfill.source_filters,
-			dry_run=False,
-			limit=0,
-			applied_from=backfill.name,
-			only_changes=frappe.utils.cint(only_changes),
-		)
+		applied = new_apply(backfill, only_changes)
 		creation.start(applied)
 		return applied
 	return backfill
 
 
+def new_apply(dry_run, only_changes=0):
+	"""A Draft backfill of real jobs for the documents of Completed dry run `dry_run` (optionally only
+	those that would change); refused when the dry run's jobs were deleted meanwhile."""
+	check_action(dry_run, "apply")
+	if not dry_run.dry_run:
+		frappe.throw(_("Only a dry-run backfill can be applied"), SyncJobError)
+	kept = frappe.db.count("Sync Job", {"sync_backfill": dry_run.name, "parent_sync_job": ["is", "not set"]})
+	if kept < (dry_run.jobs_created or 0):
+		frappe.throw(
+			_(
+				"{0} of the dry run's {1} jobs were deleted (Log Settings keeps Sync Jobs for a while):"
+				" run the dry run again, then apply it"
+			).format((dry_run.jobs_created or 0) - kept, dry_run.jobs_created),
+			SyncJobError,
+		)
+	return new_backfill(
+		dry_run.sync_job_type,
+		filters=dry_run.source_filters,
+		dry_run=False,
+		applied_from=dry_run.name,
+		only_changes=frappe.utils.cint(only_changes),
+	)
+
+
 def new_backfill(sync_job_type: str, filters=None, dry_run=True, limit=0, **fields):
-	"""Insert a Draft backfill (permission-checked as the session user)."""
+	"""Insert a Draft backfill (permission-checked as the session user); `applied_from` and
+	`only_changes` make it the apply of a dry run."""
 	backfill = frappe.get_doc(
 		{
 			"doctype": "Sync Backfill",
@@ -181,6 +246,7 @@ def new_backfill(sync_job_type: str, filters=None, dry_run=True, limit=0, **fiel
 			**fields,
 		}
 	)
+	backfill.flags.applying = bool(fields.get("applied_from"))
 	backfill.insert()
 	return backfill
 

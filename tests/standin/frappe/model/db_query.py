@@ -75,7 +75,10 @@ class DatabaseQuery:
 			fields,
 			filters,
 			or_filters=or_filters,
-			order_by=None if distinct else self._order_by(order_by, fields, group_by),
+			# Frappe keeps an explicit order with distinct (its default order it drops)
+			order_by=(None if order_by == DefaultOrderBy else order_by)
+			if distinct
+			else self._order_by(order_by, fields, group_by),
 			limit=limit_page_length,
 			offset=limit_start,
 			group_by=group_by,
