@@ -12,7 +12,7 @@ export_python_type_annotations = True
 # form helpers that keep each Desk script short
 doctype_js = {
 	"Sync Job": "public/js/sync_job_progress.js",
-	"Sync Job Type": "public/js/sync_job_type_pause.js",
+	"Sync Job Type": ["public/js/sync_job_type_pause.js", "public/js/sync_job_type_backfill.js"],
 }
 
 # standard Sync Job Types ship as JSON in {app}/{module}/sync_job_type/: Frappe syncs neither on install nor on migrate

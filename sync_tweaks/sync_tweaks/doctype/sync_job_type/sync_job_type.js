@@ -23,7 +23,6 @@ frappe.ui.form.on("Sync Job Type", {
 		frm.add_custom_button(__("Jobs"), () => frappe.set_route("List", "Sync Job", { sync_job_type: frm.doc.name }));
 		frm.add_custom_button(__("Dry Run"), () => ask_source_and_enqueue(frm, true));
 		frm.add_custom_button(__("Enqueue"), () => ask_source_and_enqueue(frm, false));
-		frm.add_custom_button(__("Backfill"), () => ask_backfill(frm));
 		show_doctor_banner(frm, intro, missing);
 	},
 });
@@ -62,33 +61,6 @@ function ask_source_and_enqueue(frm, dry_run) {
 				})
 				.then((r) => follow_job(r.message.name)),
 		dry_run ? __("Dry Run") : __("Enqueue")
-	);
-}
-
-function ask_backfill(frm) {
-	frappe.prompt(
-		[
-			{ fieldname: "dry_run", fieldtype: "Check", label: __("Dry Run"), default: 1, description: __("See what it would do; apply it afterwards.") },
-			{
-				fieldname: "source_filters",
-				fieldtype: "Code",
-				options: "JSON",
-				label: __("Filters on {0}", [__(frm.doc.source_document_type)]),
-				description: __('Empty: every document. Example: {"status": "Open"}'),
-			},
-			{ fieldname: "limit", fieldtype: "Int", label: __("Limit"), description: __("0: all documents") },
-		],
-		(values) =>
-			frappe
-				.xcall("sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill.create_backfill", {
-					sync_job_type: frm.doc.name,
-					source_filters: values.source_filters || null,
-					dry_run: values.dry_run ? 1 : 0,
-					limit: values.limit || 0,
-				})
-				.then((name) => frappe.set_route("Form", "Sync Backfill", name)),
-		__("Backfill {0}", [frm.doc.name]),
-		__("Start")
 	);
 }
 
