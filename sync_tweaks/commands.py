@@ -282,7 +282,7 @@ def backfill_apply(context, name, only_changes, no_wait):
 
 		if not frappe.db.exists("Sync Backfill", name):
 			raise click.ClickException(_("Sync Backfill {0} does not exist").format(name))
-		applied = new_apply(frappe.get_doc("Sync Backfill", name), only_changes)
+		applied = new_apply(frappe.get_doc("Sync Backfill", name, for_update=True), only_changes)
 		run_backfill(applied, no_wait)
 
 

@@ -6,6 +6,7 @@ import secrets
 
 import frappe
 import pytest
+from frappe.utils.background_jobs import get_queue
 
 from sync_tweaks.backfill import creation, rollup
 from sync_tweaks.engine import rollup as pure
@@ -62,6 +63,13 @@ def run_backfill(name: str):
 	run_queued()
 	rollup.fold(name)
 	return frappe.get_doc("Sync Backfill", name)
+
+
+def lose_creator(name: str):
+	"""As when the creator's worker died: its RQ job is gone and its heartbeat old."""
+	get_queue("default").empty()
+	frappe.db.set_value("Sync Backfill", name, "heartbeat_at", 1)
+	frappe.db.commit()
 
 
 def jobs_of(name: str) -> list[dict]:
@@ -137,7 +145,11 @@ def test_apply_creates_real_jobs_only_for_the_documents_that_would_change():
 		assert frappe.db.get_value("Sync Test Target", {"source": name}, "qty") == frappe.db.get_value(
 			"Sync Test Source", name, "qty"
 		)
-	everything = act(dry_run.name, "apply", only_changes=0)
+	with pytest.raises(frappe.ValidationError, match="applied already"):
+		act(dry_run.name, "apply", only_changes=0)  # once is enough: a second would sync it all again
+	frappe.db.rollback()
+	second_look = run_backfill(start(RUN + "bf-apply"))
+	everything = act(second_look.name, "apply", only_changes=0)
 	frappe.db.commit()
 	everything = run_backfill(everything.name)
 	assert len(jobs_of(everything.name)) == 7
@@ -188,9 +200,8 @@ def test_a_creator_that_dies_mid_chunk_loses_only_that_chunk_and_resume_continue
 	frappe.db.rollback()
 	assert len(jobs_of(backfill)) == 3, "the dead chunk's jobs were rolled back with its cursor"
 	monkeypatch.setattr(creation, "enqueue_sync_jobs", real)
-	# maintenance finds the creator gone (its heartbeat is old) and resumes the backfill
-	frappe.db.set_value("Sync Backfill", backfill, "heartbeat_at", 1)
-	frappe.db.commit()
+	# maintenance finds the creator gone (its heartbeat is old, its RQ job no longer queued)
+	lose_creator(backfill)
 	assert creation.resume_stalled() == [backfill]
 	creation.create_jobs_until_done(backfill)
 	jobs = jobs_of(backfill)
@@ -267,8 +278,7 @@ def test_the_creator_selects_as_the_backfill_owner_even_when_maintenance_resumes
 		assert creation.create_chunk(name)
 	with as_user("sm-tester@example.com", ["System Manager"]):
 		pass  # the Sync Tester role is taken away
-	frappe.db.set_value("Sync Backfill", name, "heartbeat_at", 1)
-	frappe.db.commit()
+	lose_creator(name)
 	assert frappe.session.user == "Administrator"
 	assert creation.resume_stalled() == [name]
 	creation.create_jobs_until_done(name)

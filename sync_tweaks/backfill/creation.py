@@ -18,7 +18,7 @@ from rq.timeouts import JobTimeoutException
 from sync_tweaks.backfill import rollup
 from sync_tweaks.backfill.states import B, move, publish
 from sync_tweaks.engine.rollup import CHANGING
-from sync_tweaks.engine.status import S
+from sync_tweaks.engine.status import OPEN, S
 from sync_tweaks.exceptions import SyncJobError
 from sync_tweaks.queue import clock, states
 from sync_tweaks.utils.sync_job import enqueue_sync_jobs
@@ -29,6 +29,8 @@ SLICE_SECONDS = 5
 CREATOR_TIMEOUT = 300
 # a Creating backfill whose heartbeat is older than this has lost its creator: maintenance resumes it
 STALL_SECONDS = 120
+# chunks in a row that may meet a deadlock or a lost connection before the backfill fails
+TRANSIENT_LIMIT = 5
 CANCELLABLE = (S.PENDING.value, S.WAITING.value, S.QUEUED.value)
 
 
@@ -47,14 +49,15 @@ def start(backfill, creator: bool = True):
 
 
 def resume(backfill):
-	"""A Failed backfill, or one whose creator stopped: continue after the last committed chunk."""
-	fields = {"heartbeat_at": clock.now(), "error_message": None}
+	"""A Failed backfill, or one whose creator stopped: continue after the last committed chunk,
+	with a new creator chain put ahead of the queue's backlog."""
+	fields = {"heartbeat_at": clock.now(), "error_message": None, "transient_errors": 0}
 	if backfill.status == B.FAILED.value:
 		move(backfill, B.CREATING, **fields)
 	else:
 		backfill.db_set(fields)
 		publish(backfill.name)
-	enqueue_creator(backfill)
+	enqueue_creator(backfill, at_front=True)
 
 
 def cancel(backfill, reason: str | None = None):
@@ -79,23 +82,38 @@ def cancel(backfill, reason: str | None = None):
 	)
 
 
-def enqueue_creator(backfill, push: bool = True, token: str | None = None) -> str:
+def enqueue_creator(backfill, push: bool = True, token: str | None = None, at_front: bool = False) -> str:
 	"""Make a new creator chain the only one (a new token, written under the caller's row lock; an
-	older chain stops at its next chunk) and, with `push`, start it after commit. `token`: a chain
-	handing its rest to its next RQ job keeps its own."""
+	older chain stops at its next chunk) and, with `push`, start it after commit (`at_front`: ahead
+	of the queue's backlog, for a resume). `token`: a chain handing its rest to its next RQ job keeps
+	its own."""
+	fields = {}
 	if not token:
-		token = frappe.generate_hash(length=12)
-		backfill.db_set("creator_token", token, update_modified=False)
+		token = fields["creator_token"] = frappe.generate_hash(length=12)
 	if push:
+		# remembered, so that a resume can tell a creator still waiting in the queue from a lost one
+		fields["creator_job"] = f"sync-backfill-{backfill.name}-{frappe.generate_hash(length=8)}"
 		frappe.enqueue(
 			"sync_tweaks.backfill.creation.create_jobs",
 			queue=queue_of(backfill),
 			timeout=CREATOR_TIMEOUT,
 			enqueue_after_commit=True,
+			at_front=at_front,
+			job_id=fields["creator_job"],
 			backfill=backfill.name,
 			token=token,
 		)
+	if fields:
+		backfill.db_set(fields, update_modified=False)
 	return token
+
+
+def creator_is_queued(backfill) -> bool:
+	"""The chain's last RQ job still waits in its queue (it will run: no need to take over)."""
+	from frappe.utils.background_jobs import get_job
+
+	rq_job = get_job(backfill.creator_job) if backfill.creator_job else None
+	return bool(rq_job) and rq_job.get_status(refresh=False) in ("queued", "deferred", "scheduled")
 
 
 def queue_of(backfill) -> str:
@@ -132,9 +150,9 @@ def create_chunk(name: str, token: str | None = None) -> bool:
 		raise
 	except Exception as e:
 		frappe.db.rollback()
-		if is_transient(e):
-			# a deadlock or a lost connection: the backfill stays Creating and the chunk is created
-			# again, by the CLI's next try or, once the heartbeat is old, by maintenance's resume
+		if is_transient(e) and count_transient(name, e) < TRANSIENT_LIMIT:
+			# a deadlock or a lost connection: the backfill stays Creating (showing the error) and the
+			# chunk is created again, by the CLI's next try or, once the heartbeat is old, maintenance
 			frappe.log_error(title=f"Sync Backfill {name}: a chunk will be created again")
 			frappe.db.commit()
 			return False
@@ -163,12 +181,33 @@ def is_transient(error: Exception) -> bool:
 	return False
 
 
+def count_transient(name: str, error: Exception) -> int:
+	"""Count one more chunk in a row that met a transient error, showing it; returns the count."""
+	message = frappe.utils.strip_html(str(error)) or error.__class__.__name__
+	frappe.clear_messages()
+	count = (frappe.db.get_value("Sync Backfill", name, "transient_errors") or 0) + 1
+	frappe.db.set_value(
+		"Sync Backfill",
+		name,
+		{"transient_errors": count, "error_message": _("Retrying a chunk after: {0}").format(message)},
+		update_modified=False,
+	)
+	return count
+
+
 def _create_chunk(name: str, token: str | None) -> bool:
 	backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
 	if backfill.status != B.CREATING.value:
 		return False  # canceled, failed or done meanwhile
 	if token and backfill.creator_token != token:
 		return False  # a newer chain took over (a resume): this one ends
+	if backfill.owner != "Administrator" and not frappe.db.get_value("User", backfill.owner, "enabled"):
+		frappe.throw(
+			_("The backfill's owner {0} is disabled or gone: its jobs would run as them").format(
+				backfill.owner
+			),
+			SyncJobError,
+		)
 	# the backfill's owner selects the documents (their read permission applies) and owns the jobs
 	frappe.set_user(backfill.owner)
 	size = chunk_size()
@@ -182,6 +221,8 @@ def _create_chunk(name: str, token: str | None) -> bool:
 		"last_source": seen[-1] if seen else backfill.last_source,
 		"heartbeat_at": clock.now(),
 	}
+	if backfill.transient_errors:
+		fields.update(transient_errors=0, error_message=None)
 	limit_reached = backfill.document_limit and fields["documents_selected"] >= backfill.document_limit
 	if len(seen) == size and size > 0 and not limit_reached:
 		backfill.db_set(fields)
@@ -317,12 +358,25 @@ def resume_stalled(limit: int = 20) -> list[str]:
 		order_by="heartbeat_at asc",
 		limit=limit,
 	)
+	resumed = []
 	for name in names:
 		backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
-		if backfill.status == B.CREATING.value:
+		# read again under the lock: a slow chunk may have committed (a fresh heartbeat) meanwhile
+		stalled = backfill.status == B.CREATING.value and backfill.heartbeat_at < clock.now() - STALL_SECONDS
+		if stalled and not creator_is_queued(backfill):
 			resume(backfill)
+			resumed.append(name)
 		frappe.db.commit()
-	return names
+	return resumed
+
+
+def open_jobs(name: str) -> int:
+	"""The backfill's jobs that have not ended (not started, running, or Failed with a retry due)."""
+	return frappe.db.sql(
+		"""select count(*) from `tabSync Job` where sync_backfill=%(name)s and backfill_outcome is null
+		and (status in %(open)s or (status=%(failed)s and due_at > 0))""",
+		{"name": name, "open": tuple(s.value for s in OPEN), "failed": S.FAILED.value},
+	)[0][0]
 
 
 def cancel_leftovers(limit: int = 20) -> list[str]:

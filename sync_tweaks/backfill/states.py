@@ -68,10 +68,13 @@ def check_action(backfill, action: str):
 
 
 def job_refusal(job) -> str | None:
-	"""Why a claimed job of a backfill may not run: its backfill was canceled (None: it may)."""
+	"""Why a claimed job of a backfill may not run: its backfill was canceled or deleted (None: it may)."""
 	if not job.get("sync_backfill"):
 		return None
-	if frappe.db.get_value("Sync Backfill", job.sync_backfill, "status") != B.CANCELED.value:
+	status = frappe.db.get_value("Sync Backfill", job.sync_backfill, "status")
+	if status is None:
+		return _("Sync Backfill {0} was deleted").format(job.sync_backfill)
+	if status != B.CANCELED.value:
 		return None
 	return _("Sync Backfill {0} was canceled").format(job.sync_backfill)
 

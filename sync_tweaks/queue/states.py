@@ -9,6 +9,7 @@ import frappe
 from frappe import _
 from frappe.utils import now
 
+from sync_tweaks.backfill import states as backfill_states
 from sync_tweaks.engine.signature import error_signature
 from sync_tweaks.engine.status import ACTIVE, SETTLED, S, can_transition, is_done
 from sync_tweaks.exceptions import SyncJobTransitionError
@@ -139,6 +140,8 @@ def mark_failed(job, error_message: str, retryable: bool = True, **fields):
 	The failure's cause is recorded as `error_signature` (callers with the exception pass it)."""
 	if not fields.get("error_signature"):
 		fields["error_signature"], fields["error_title"] = error_signature("", error_message)
+	# a job of a backfill canceled (or deleted) while it ran does not come back
+	retryable = retryable and not backfill_states.job_refusal(job)
 	_write(job, S.FAILED, error_message=error_message, deadline_at=0, **retry.plan(job, retryable), **fields)
 	breaker.record_run(job, failed=True)
 

@@ -315,12 +315,10 @@ def record_failure(
 		fields["error_signature"], fields["error_title"] = error_signature("SyncJobRetryAfter", text)
 	else:
 		fields["error_signature"], fields["error_title"] = signature_of(error)
-	retryable = timed_out or message is not None or retry.is_retryable(error)
 	states.mark_failed(
 		job,
 		text,
-		# a job of a backfill canceled while it ran does not come back
-		retryable=retryable and not backfill_states.job_refusal(job),
+		retryable=timed_out or message is not None or retry.is_retryable(error),
 		**fields,
 	)
 	return True

@@ -127,6 +127,7 @@ def insert_job(request: SyncJobRequest):
 def _insert(request: SyncJobRequest, job_type):
 	job = frappe.get_doc({"doctype": "Sync Job", **request.job_fields(job_type)})
 	job.flags.ignore_permissions = True
+	job.flags.from_request = True
 	# the source may be deleted already (its Deleted Document copy is used) or be a context-only job
 	job.flags.ignore_links = True
 	job.insert()

@@ -28,6 +28,9 @@ MACHINE_FIELDS = (
 	"last_source",
 	"heartbeat_at",
 	"creator_token",
+	"creator_job",
+	"transient_errors",
+	"applied_as",
 	"folded_at",
 	"error_message",
 	"cancel_reason",
@@ -48,11 +51,13 @@ class SyncBackfill(Document):
 	if TYPE_CHECKING:
 		from frappe.types import DF
 
+		applied_as: DF.Link | None
 		applied_from: DF.Link | None
 		cancel_reason: DF.SmallText | None
 		canceled_count: DF.Int
 		conflict_count: DF.Int
 		creation_ended_at: DF.Datetime | None
+		creator_job: DF.Data | None
 		creator_token: DF.Data | None
 		delete_count: DF.Int
 		document_limit: DF.Int
@@ -83,6 +88,7 @@ class SyncBackfill(Document):
 		sync_job_type: DF.Link
 		title: DF.Data | None
 		total_documents: DF.Int
+		transient_errors: DF.Int
 		unchanged_count: DF.Int
 		update_count: DF.Int
 	# end: auto-generated types
@@ -110,6 +116,13 @@ class SyncBackfill(Document):
 	def on_trash(self):
 		if self.status in (B.CREATING.value, B.RUNNING.value):
 			frappe.throw(_("Cancel Sync Backfill {0} before deleting it").format(self.name), SyncJobError)
+		if creation.open_jobs(self.name):
+			frappe.throw(
+				_("Sync Backfill {0} still has jobs that have not ended: delete it once they have").format(
+					self.name
+				),
+				SyncJobError,
+			)
 
 	def validate(self):
 		if not self.is_new():
@@ -215,6 +228,14 @@ def new_apply(dry_run, only_changes=0):
 	check_action(dry_run, "apply")
 	if not dry_run.dry_run:
 		frappe.throw(_("Only a dry-run backfill can be applied"), SyncJobError)
+	earlier = dry_run.applied_as and frappe.db.get_value("Sync Backfill", dry_run.applied_as, "status")
+	if earlier and earlier != B.CANCELED.value:
+		frappe.throw(
+			_("Sync Backfill {0} was applied already as {1} ({2}): cancel that one to apply again").format(
+				dry_run.name, dry_run.applied_as, _(earlier)
+			),
+			SyncJobError,
+		)
 	kept = frappe.db.count("Sync Job", {"sync_backfill": dry_run.name, "parent_sync_job": ["is", "not set"]})
 	if kept < (dry_run.jobs_created or 0):
 		frappe.throw(
@@ -224,13 +245,15 @@ def new_apply(dry_run, only_changes=0):
 			).format((dry_run.jobs_created or 0) - kept, dry_run.jobs_created),
 			SyncJobError,
 		)
-	return new_backfill(
+	applied = new_backfill(
 		dry_run.sync_job_type,
 		filters=dry_run.source_filters,
 		dry_run=False,
 		applied_from=dry_run.name,
 		only_changes=frappe.utils.cint(only_changes),
 	)
+	dry_run.db_set("applied_as", applied.name, update_modified=False)  # the caller holds its row lock
+	return applied
 
 
 def new_backfill(sync_job_type: str, filters=None, dry_run=True, limit=0, **fields):

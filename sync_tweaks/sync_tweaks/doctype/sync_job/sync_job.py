@@ -123,6 +123,8 @@ class SyncJob(Document):
 		return {"until": self.retry_after, "reason": self.deferred_reason}
 
 	def before_insert(self):
+		if not self.flags.from_request:
+			self.sync_backfill = None  # only a backfill's creator (or a relay of its job) sets it
 		job_type = get_job_type(self.sync_job_type)
 		self.update(fill_from_type({key: self.get(key) for key in TYPE_FILLED}, job_type))
 		if not self.trigger_document_timestamp and self.triggered_by_document_name:
