@@ -11,24 +11,9 @@ from frappe.utils.background_jobs import get_queue
 from sync_tweaks.backfill import creation, rollup
 from sync_tweaks.engine import rollup as pure
 from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act, new_backfill
+from tests.backfills import RUN, TYPE, counts_of, lose_creator, sources, start
 from tests.test_security import CREATE_BACKFILL, as_user, call, call_doc_method
 from tests.utils import make_source, run_queued, set_type
-
-TYPE = "Test Single Sync"
-# sources of earlier runs stay on a real site: each run filters on its own prefix
-RUN = secrets.token_hex(3) + " "
-
-
-@pytest.fixture(autouse=True)
-def no_backfills():
-	yield
-	frappe.db.rollback()
-	frappe.db.delete("Sync Backfill")
-	frappe.db.commit()
-
-
-def sources(prefix: str, count: int, **fields) -> list[str]:
-	return [make_source(f"{prefix} {i:03d}", **fields).name for i in range(count)]
 
 
 def mixed_sources(prefix: str) -> dict[str, list[str]]:
@@ -50,26 +35,12 @@ def mixed_sources(prefix: str) -> dict[str, list[str]]:
 	return groups
 
 
-def start(prefix: str, dry_run=True, limit=0) -> str:
-	backfill = new_backfill(TYPE, filters={"title": ["like", prefix + "%"]}, dry_run=dry_run, limit=limit)
-	act(backfill.name, "start")
-	frappe.db.commit()
-	return backfill.name
-
-
 def run_backfill(name: str):
 	"""Create every chunk and run every job in this process, as the creator and workers would."""
 	creation.create_jobs_until_done(name)
 	run_queued()
 	rollup.fold(name)
 	return frappe.get_doc("Sync Backfill", name)
-
-
-def lose_creator(name: str):
-	"""As when the creator's worker died: its RQ job is gone and its heartbeat old."""
-	get_queue("default").empty()
-	frappe.db.set_value("Sync Backfill", name, "heartbeat_at", 1)
-	frappe.db.commit()
 
 
 def jobs_of(name: str) -> list[dict]:
@@ -87,14 +58,6 @@ def jobs_of(name: str) -> list[dict]:
 			"source_document_name",
 		],
 	)
-
-
-def counts_of(backfill) -> dict[str, int]:
-	return {
-		outcome: backfill.get(frappe.scrub(outcome) + "_count")
-		for outcome in pure.OUTCOMES
-		if backfill.get(frappe.scrub(outcome) + "_count")
-	}
 
 
 def test_dry_run_backfill_writes_no_target_and_its_rollup_equals_the_jobs_outcomes():
@@ -237,7 +200,7 @@ def test_bad_filters_are_refused_before_anything_is_created():
 def test_relayed_children_count_in_the_rollup():
 	make_source(RUN + "bf-relay a", items=[("x", 1), ("y", 2)])
 	make_source(RUN + "bf-relay b", items=[("z", 1), ("w", 1)])
-	backfill = new_backfill("Test Multi Sync", filters={"title": ["like", RUN + "bf-relay%"]}, dry_run=True)
+	backfill = new_backfill("Test Multi Sync", filters={"title": ["like", RUN + "bf-relay %"]}, dry_run=True)
 	act(backfill.name, "start")
 	frappe.db.commit()
 	creation.create_jobs_until_done(backfill.name)
@@ -250,7 +213,7 @@ def test_relayed_children_count_in_the_rollup():
 
 def test_backfills_need_system_manager_and_read_permission_on_the_sources():
 	sources(RUN + "bf-perm", 2)
-	args = {"sync_job_type": TYPE, "source_filters": json.dumps({"title": ["like", RUN + "bf-perm%"]})}
+	args = {"sync_job_type": TYPE, "source_filters": json.dumps({"title": ["like", RUN + "bf-perm %"]})}
 	for user, roles in (("Guest", None), ("plain@example.com", []), ("sm@example.com", ["System Manager"])):
 		with as_user(user, roles), pytest.raises(frappe.PermissionError):
 			call(CREATE_BACKFILL, **args)
@@ -291,7 +254,7 @@ def test_the_cli_creates_a_backfill_follows_it_and_prints_the_rollup(cli, worker
 	set_type(TYPE, concurrency="None")
 	sources(RUN + "bf-cli", 3)
 	workers(1)
-	filters = json.dumps({"title": ["like", RUN + "bf-cli%"]})
+	filters = json.dumps({"title": ["like", RUN + "bf-cli %"]})
 	result = cli("backfill", TYPE, "--dry-run", "--filters", filters)
 	assert result.exit_code == 0, result.output
 	assert "Created 3 job(s)" in result.output and "Would insert" in result.output, result.output
@@ -299,7 +262,7 @@ def test_the_cli_creates_a_backfill_follows_it_and_prints_the_rollup(cli, worker
 	assert frappe.db.get_value("Sync Backfill", name, ["status", "insert_count"]) == ("Completed", 3)
 	applied = cli("backfill-apply", name, "--only-changes")
 	assert applied.exit_code == 0 and "Insert" in applied.output, applied.output
-	assert frappe.db.count("Sync Test Target", {"title": ["like", RUN + "bf-cli%"]}) == 3
+	assert frappe.db.count("Sync Test Target", {"title": ["like", RUN + "bf-cli %"]}) == 3
 
 
 @pytest.mark.parametrize(

@@ -11,58 +11,18 @@ from sync_tweaks.backfill import creation, rollup
 from sync_tweaks.engine import rollup as pure
 from sync_tweaks.queue import clock
 from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act, new_backfill
+from tests.backfills import (
+	CREATOR,
+	RUN,
+	TYPE,
+	counts_of,
+	jobs_outcomes,
+	queued_rq_jobs,
+	sources,
+	start,
+	stored,
+)
 from tests.utils import make_source, run_queued, set_type
-
-TYPE = "Test Single Sync"
-RUN = secrets.token_hex(3) + " "
-CREATOR = "sync_tweaks.backfill.creation.create_jobs"
-
-
-@pytest.fixture(autouse=True)
-def no_backfills():
-	yield
-	frappe.db.rollback()
-	frappe.db.delete("Sync Backfill")
-	frappe.db.commit()
-
-
-def sources(prefix: str, count: int, **fields) -> list[str]:
-	return [make_source(f"{prefix} {i:03d}", **fields).name for i in range(count)]
-
-
-def start(prefix: str, dry_run=True, limit=0) -> str:
-	backfill = new_backfill(TYPE, filters={"title": ["like", prefix + "%"]}, dry_run=dry_run, limit=limit)
-	act(backfill.name, "start")
-	frappe.db.commit()
-	return backfill.name
-
-
-def stored(name: str):
-	frappe.db.rollback()
-	return frappe.get_doc("Sync Backfill", name)
-
-
-def counts_of(backfill) -> dict[str, int]:
-	return {
-		outcome: backfill.get(frappe.scrub(outcome) + "_count")
-		for outcome in pure.OUTCOMES
-		if backfill.get(frappe.scrub(outcome) + "_count")
-	}
-
-
-def jobs_outcomes(name: str) -> dict[str, int]:
-	frappe.db.rollback()
-	counts: dict[str, int] = {}
-	for job in frappe.get_all(
-		"Sync Job",
-		filters={"sync_backfill": name},
-		fields=["status", "operation", "dry_run", "conflict_count", "diff_summary"],
-	):
-		outcome = pure.outcome_of(
-			job.status, job.operation, job.dry_run, job.conflict_count, job.diff_summary
-		)
-		counts[outcome] = counts.get(outcome, 0) + 1
-	return counts
 
 
 def queued_creators(name: str) -> list:
@@ -213,16 +173,6 @@ def test_a_transient_database_error_fails_the_backfill_for_good(monkeypatch):
 	assert backfill.status != "Failed" and backfill.documents_selected == 4, (
 		f"{backfill.status} after one transient deadlock: {backfill.error_message}"
 	)
-
-
-def queued_rq_jobs(method: str, name: str) -> list:
-	queue = frappe.db.get_value("Sync Job Type", TYPE, "queue") or "default"
-	return [
-		rq_job
-		for rq_job in get_queue(queue).jobs
-		if (rq_job.kwargs or {}).get("method") == method
-		and ((rq_job.kwargs or {}).get("kwargs") or {}).get("backfill") == name
-	]
 
 
 def test_a_cancel_whose_rq_job_is_lost_never_cancels_the_open_jobs(monkeypatch):

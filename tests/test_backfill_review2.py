@@ -10,47 +10,9 @@ from frappe.utils.background_jobs import get_queue
 from sync_tweaks.backfill import creation, rollup
 from sync_tweaks.queue import clock
 from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act, new_backfill
+from tests.backfills import CANCELER, CREATOR, RUN, TYPE, queued_rq_jobs, sources, start, stored
 from tests.test_security import as_user
 from tests.utils import make_source, run_queued, set_type
-
-TYPE = "Test Single Sync"
-RUN = secrets.token_hex(3) + " "
-CANCELER = "sync_tweaks.backfill.creation.cancel_open_jobs"
-
-
-@pytest.fixture(autouse=True)
-def no_backfills():
-	yield
-	frappe.db.rollback()
-	frappe.set_user("Administrator")
-	frappe.db.delete("Sync Backfill")
-	frappe.db.commit()
-
-
-def sources(prefix: str, count: int, **fields) -> list[str]:
-	return [make_source(f"{prefix} {i:03d}", **fields).name for i in range(count)]
-
-
-def start(prefix: str, dry_run=True, limit=0) -> str:
-	backfill = new_backfill(TYPE, filters={"title": ["like", prefix + "%"]}, dry_run=dry_run, limit=limit)
-	act(backfill.name, "start")
-	frappe.db.commit()
-	return backfill.name
-
-
-def stored(name: str):
-	frappe.db.rollback()
-	return frappe.get_doc("Sync Backfill", name)
-
-
-def queued_rq_jobs(method: str, name: str) -> list:
-	queue = frappe.db.get_value("Sync Job Type", TYPE, "queue") or "default"
-	return [
-		rq_job
-		for rq_job in get_queue(queue).jobs
-		if (rq_job.kwargs or {}).get("method") == method
-		and ((rq_job.kwargs or {}).get("kwargs") or {}).get("backfill") == name
-	]
 
 
 def test_deleting_a_canceled_backfill_lets_its_uncanceled_jobs_run(monkeypatch):
@@ -261,9 +223,6 @@ def test_maintenance_takes_over_a_live_creator_whose_chunk_was_slow(monkeypatch)
 	assert backfill.creator_token == token, (
 		f"maintenance replaced a creator whose heartbeat is {clock.now() - backfill.heartbeat_at:.1f} s old"
 	)
-
-
-CREATOR = "sync_tweaks.backfill.creation.create_jobs"
 
 
 def test_a_creator_queue_wait_longer_than_stall_seconds_never_creates_a_chunk_again(monkeypatch):

@@ -14,17 +14,8 @@ from sync_tweaks.backfill import creation
 from sync_tweaks.engine import rollup as pure
 from sync_tweaks.queue import maintenance
 from sync_tweaks.sync_tweaks.doctype.sync_backfill.sync_backfill import act, new_backfill
+from tests.backfills import TYPE, stored
 from tests.utils import kill_whole_worker, make_source, set_type, wait_for
-
-TYPE = "Test Single Sync"
-
-
-@pytest.fixture(autouse=True)
-def no_backfills():
-	yield
-	frappe.db.rollback()
-	frappe.db.delete("Sync Backfill")
-	frappe.db.commit()
 
 
 def make_sources(count: int) -> tuple[str, list[str]]:
@@ -42,11 +33,6 @@ def start(prefix: str, dry_run: bool = True) -> str:
 	act(backfill.name, "start")
 	frappe.db.commit()
 	return backfill.name
-
-
-def stored(name: str):
-	frappe.db.rollback()
-	return frappe.get_doc("Sync Backfill", name)
 
 
 def jobs_per_source(name: str) -> Counter:
@@ -114,13 +100,14 @@ def test_killed_creators_leave_every_document_with_exactly_one_job(host, workers
 		kill_whole_worker(running.pop())
 		kills += 1
 		selected = stored(name).documents_selected
-		# the creator is gone: its heartbeat ages past STALL_SECONDS (compressed here), maintenance resumes
+		# the creator is gone: its heartbeat ages past STALL_SECONDS (compressed here), maintenance
+		# resumes (unless the chain's next RQ job still waits in the queue: the new worker takes it)
 		frappe.db.set_value("Sync Backfill", name, "heartbeat_at", 1)
 		frappe.db.commit()
 		running.extend(workers(1))
-		assert creation.resume_stalled() == [name]
+		creation.resume_stalled()
 		assert stored(name).documents_selected >= selected
-	assert kills >= 1, "the backfill ended before the first kill: make the chunks smaller"
+	assert kills >= 1, f"the backfill was {backfill.status} before the first kill: {backfill.error_message}"
 
 	def settled():
 		try:

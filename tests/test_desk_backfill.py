@@ -9,6 +9,7 @@ import secrets
 import frappe
 import pytest
 
+from tests.backfills import TYPE
 from tests.test_desk_browser import (  # noqa: F401 (fixtures)
 	WHY_NOT,
 	browser_context,
@@ -22,15 +23,6 @@ from tests.test_desk_browser import (  # noqa: F401 (fixtures)
 from tests.utils import make_source, set_type
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "")]
-TYPE = "Test Single Sync"
-
-
-@pytest.fixture(autouse=True)
-def no_backfills():
-	yield
-	frappe.db.rollback()
-	frappe.db.delete("Sync Backfill")
-	frappe.db.commit()
 
 
 def rollup_rows(browser_page, css: str) -> dict[str, str]:

@@ -104,6 +104,7 @@ def reset_state():
 	frappe.db.delete("Sync Job", {"sync_job_type": ["in", (*FIXTURE_TYPES, *EXTRA_TYPES)]})
 	frappe.db.delete("Sync Link", {"sync_job_type": ["in", (*FIXTURE_TYPES, *EXTRA_TYPES)]})
 	frappe.db.delete("Sync Test Target")
+	frappe.db.delete("Sync Backfill")
 	frappe.db.delete("Notification Log", {"document_type": "Sync Job Type"})
 	for name in FIXTURE_TYPES:
 		frappe.db.set_value(
