@@ -65,6 +65,7 @@ def as_user(email: str, roles: list[str] | None = None):
 				}
 			).insert(ignore_permissions=True)
 		user = frappe.get_doc("User", email)
+		user.enabled = 1  # a test may have disabled it (on a real site users outlive the run)
 		user.set("roles", [{"role": role} for role in roles or []])
 		user.flags.ignore_permissions = True
 		user.save()
