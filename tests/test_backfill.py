@@ -200,6 +200,7 @@ def test_bad_filters_are_refused_before_anything_is_created():
 def test_relayed_children_count_in_the_rollup():
 	make_source(RUN + "bf-relay a", items=[("x", 1), ("y", 2)])
 	make_source(RUN + "bf-relay b", items=[("z", 1), ("w", 1)])
+	make_source(RUN + "bf-relay c")  # no items: no target
 	backfill = new_backfill("Test Multi Sync", filters={"title": ["like", RUN + "bf-relay %"]}, dry_run=True)
 	act(backfill.name, "start")
 	frappe.db.commit()
@@ -207,7 +208,7 @@ def test_relayed_children_count_in_the_rollup():
 	run_queued()
 	rollup.fold(backfill.name)
 	stored = frappe.get_doc("Sync Backfill", backfill.name)
-	assert counts_of(stored) == {"Relayed": 2, "Insert": 4}
+	assert counts_of(stored) == {"Relayed": 2, "Insert": 4, "No Target": 1}
 	assert stored.status == "Completed"
 
 
@@ -320,3 +321,19 @@ def test_small_backfill_completes_when_its_jobs_end_before_the_last_chunk(monkey
 	creation.create_jobs_until_done(name)  # the last chunk: one document
 	run_queued()
 	assert frappe.db.get_value("Sync Backfill", name, "status") == "Completed"
+
+
+def test_a_dry_run_counts_the_documents_whose_sync_would_meet_target_edits():
+	"""Conflicts: a target edited by hand since its last sync, which the sync would change."""
+	from tests.test_conflicts import edit_source, edit_target, sync
+
+	set_type(TYPE, on_conflict="Stop for Review", concurrency="None")
+	edited, untouched = make_source(RUN + "bf-conflict 0", qty=1), make_source(RUN + "bf-conflict 1", qty=1)
+	for source in (edited, untouched):
+		assert sync(source).status == "Finished"
+		edit_source(source, qty=2)
+	edit_target(edited, qty=7)  # a person corrected it
+	backfill = run_backfill(start(RUN + "bf-conflict"))
+	assert counts_of(backfill) == {"Conflict": 1, "Update": 1}
+	assert json.loads(backfill.field_changes) == {"qty": 2}
+	assert frappe.db.get_value("Sync Test Target", {"source": edited.name}, "qty") == 7, "a dry run wrote"
