@@ -18,19 +18,6 @@ def enqueue(**params):
 	return enqueue_sync_job(TYPE, source_doc=make_source(), **params).name
 
 
-@pytest.fixture
-def cli(host):
-	def invoke(*args):
-		obj = {"sites": [host.site], "force": False, "verbose": False, "profile": False}
-		result = CliRunner().invoke(sync_job, [str(arg) for arg in args], obj=obj)
-		if result.exception and not isinstance(result.exception, SystemExit):
-			raise result.exception
-		frappe.db.rollback()
-		return result
-
-	return invoke
-
-
 def test_paused_type_accepts_jobs_but_starts_none_until_resumed(workers):
 	queued_before = enqueue()  # pushed to RQ before the pause: its claim puts it back
 	frappe.db.commit()
