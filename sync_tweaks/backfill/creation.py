@@ -11,6 +11,7 @@ import json
 import time
 
 import frappe
+import rq
 from frappe import _
 from frappe.utils import now_datetime
 from rq.timeouts import JobTimeoutException
@@ -109,11 +110,14 @@ def enqueue_creator(backfill, push: bool = True, token: str | None = None, at_fr
 
 
 def creator_is_queued(backfill) -> bool:
-	"""The chain's last RQ job still waits in its queue (it will run: no need to take over)."""
+	"""The chain's last RQ job still waits in its queue (it will run: no need to take over). A job
+	whose worker died between taking it and starting it says "queued" but is in no queue."""
 	from frappe.utils.background_jobs import get_job
 
 	rq_job = get_job(backfill.creator_job) if backfill.creator_job else None
-	return bool(rq_job) and rq_job.get_status(refresh=False) in ("queued", "deferred", "scheduled")
+	if not rq_job or rq_job.get_status(refresh=False) != "queued":
+		return False
+	return rq_job.id in rq.Queue(rq_job.origin, connection=rq_job.connection).get_job_ids()
 
 
 def queue_of(backfill) -> str:
@@ -363,7 +367,9 @@ def resume_stalled(limit: int = 20) -> list[str]:
 		backfill = frappe.get_doc("Sync Backfill", name, for_update=True)
 		# read again under the lock: a slow chunk may have committed (a fresh heartbeat) meanwhile
 		stalled = backfill.status == B.CREATING.value and backfill.heartbeat_at < clock.now() - STALL_SECONDS
-		if stalled and not creator_is_queued(backfill):
+		# a chain still queued is waited for, but not for ever (a queue that never reaches it)
+		abandoned = backfill.heartbeat_at < clock.now() - 5 * STALL_SECONDS
+		if stalled and (abandoned or not creator_is_queued(backfill)):
 			resume(backfill)
 			resumed.append(name)
 		frappe.db.commit()
