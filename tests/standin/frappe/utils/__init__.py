@@ -32,7 +32,9 @@ class CallbackManager:
 
 
 def get_bench_path():
-	return os.path.realpath(os.path.join(frappe.local.sites_path or ".", ".."))
+	"""Like Frappe's, also outside a site context (RQ's registry cleanup runs failure callbacks there)."""
+	sites_path = getattr(frappe.local, "sites_path", None) or "."
+	return os.environ.get("FRAPPE_BENCH_ROOT") or os.path.realpath(os.path.join(sites_path, ".."))
 
 
 def get_bench_id():
