@@ -64,7 +64,7 @@ def resume(backfill):
 def cancel(backfill, reason: str | None = None):
 	"""Stop creating jobs and cancel the backfill's jobs that have not started: the first chunk
 	here, the rest after commit in an RQ job (and, should that be lost, by maintenance); a job
-	claimed meanwhile is canceled by its claim (`refused`)."""
+	claimed meanwhile is canceled by its claim (`states.job_refusal`)."""
 	move(
 		backfill,
 		B.CANCELED,
@@ -73,14 +73,7 @@ def cancel(backfill, reason: str | None = None):
 		creator_token=None,
 	)
 	cancel_open_jobs(backfill.name, rounds=1, commit=False)
-	frappe.enqueue(
-		"sync_tweaks.backfill.creation.cancel_open_jobs",
-		queue=queue_of(backfill),
-		timeout=CREATOR_TIMEOUT,
-		enqueue_after_commit=True,
-		at_front=True,
-		backfill=backfill.name,
-	)
+	run_later("cancel_open_jobs", backfill, at_front=True)
 
 
 def enqueue_creator(backfill, push: bool = True, token: str | None = None, at_front: bool = False) -> str:
@@ -94,19 +87,22 @@ def enqueue_creator(backfill, push: bool = True, token: str | None = None, at_fr
 	if push:
 		# remembered, so that a resume can tell a creator still waiting in the queue from a lost one
 		fields["creator_job"] = f"sync-backfill-{backfill.name}-{frappe.generate_hash(length=8)}"
-		frappe.enqueue(
-			"sync_tweaks.backfill.creation.create_jobs",
-			queue=queue_of(backfill),
-			timeout=CREATOR_TIMEOUT,
-			enqueue_after_commit=True,
-			at_front=at_front,
-			job_id=fields["creator_job"],
-			backfill=backfill.name,
-			token=token,
-		)
+		run_later("create_jobs", backfill, at_front=at_front, job_id=fields["creator_job"], token=token)
 	if fields:
 		backfill.db_set(fields, update_modified=False)
 	return token
+
+
+def run_later(function: str, backfill, **kwargs):
+	"""Run `function` of this module for `backfill` in an RQ job of its type's queue, after commit."""
+	frappe.enqueue(
+		f"sync_tweaks.backfill.creation.{function}",
+		queue=queue_of(backfill),
+		timeout=CREATOR_TIMEOUT,
+		enqueue_after_commit=True,
+		backfill=backfill.name,
+		**kwargs,
+	)
 
 
 def creator_is_queued(backfill) -> bool:
