@@ -337,3 +337,22 @@ def test_a_dry_run_counts_the_documents_whose_sync_would_meet_target_edits():
 	assert counts_of(backfill) == {"Conflict": 1, "Update": 1}
 	assert json.loads(backfill.field_changes) == {"qty": 2}
 	assert frappe.db.get_value("Sync Test Target", {"source": edited.name}, "qty") == 7, "a dry run wrote"
+
+
+def test_transient_errors_fail_the_backfill_after_five_takeovers(monkeypatch):
+	"""Each takeover by maintenance (its creator finished after the error) keeps the count."""
+	monkeypatch.setattr(creation, "CHUNK", 2)
+	sources(RUN + "bf-transient", 4)
+	name = start(RUN + "bf-transient")
+
+	def deadlocks(*args, **kwargs):
+		raise frappe.QueryTimeoutError("Lock wait timeout exceeded; try restarting transaction")
+
+	monkeypatch.setattr(creation, "enqueue_sync_jobs", deadlocks)
+	for _minute in range(creation.TRANSIENT_LIMIT):
+		lose_creator(name)
+		creation.resume_stalled()
+		creation.create_jobs(name, frappe.db.get_value("Sync Backfill", name, "creator_token"))
+		frappe.db.commit()
+	stored = frappe.get_doc("Sync Backfill", name)
+	assert stored.status == "Failed" and "Lock wait timeout" in stored.error_message, stored.status

@@ -52,11 +52,10 @@ def start(backfill, creator: bool = True):
 def resume(backfill):
 	"""A Failed backfill, or one whose creator stopped: continue after the last committed chunk,
 	with a new creator chain put ahead of the queue's backlog."""
-	fields = {"heartbeat_at": clock.now(), "error_message": None, "transient_errors": 0}
-	if backfill.status == B.FAILED.value:
-		move(backfill, B.CREATING, **fields)
-	else:
-		backfill.db_set(fields)
+	if backfill.status == B.FAILED.value:  # a person resumes: the error and its count start afresh
+		move(backfill, B.CREATING, heartbeat_at=clock.now(), error_message=None, transient_errors=0)
+	else:  # a takeover keeps counting transient errors (they fail the backfill at TRANSIENT_LIMIT)
+		backfill.db_set("heartbeat_at", clock.now())
 		publish(backfill.name)
 	enqueue_creator(backfill, at_front=True)
 

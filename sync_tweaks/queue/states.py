@@ -39,6 +39,7 @@ STATE_FIELDS = (
 	"error_title",
 	"children_done_at",
 	"backfill_outcome",  # written by the backfill's roll-up
+	"sync_backfill",  # set when the job is inserted, never by a save
 )
 
 
