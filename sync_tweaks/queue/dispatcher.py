@@ -48,29 +48,33 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 	taken: dict[str, list] = {}
 	keys = {key for key in keys if key}
 	busy = lines.busy_keys() if fill else lines.busy_keys(keys)
+	# read once per pass: this transaction's snapshot would give the same answer again
+	paused = gates.paused_types()
+	rooms = _Rooms()
 	heads = [lines.head(key) for key in sorted(lines.waiting_keys(keys - busy))]
 	for queue, rows in _by_queue(row for row in heads if row).items():
 		if queue not in known:
 			_refuse_unknown_queue(rows, known)
 			continue
-		got = {row.name for row in _take(rows[: max(_room(queue), 0)], busy)}
+		got = {row.name for row in _take(rows[: max(rooms[queue], 0)], busy, paused=paused)}
 		taken.setdefault(queue, []).extend(row for row in rows if row.name in got)
 		# the ones that cannot go now (queue full, slot still held): the fill pass must find them
 		lines.mark_heads([row.name for row in rows if row.name not in got and not row.next_in_key])
-	blocked = gates.blocked_types()
+	blocked = gates.blocked_types(paused=paused)
 	for queue in known if fill else ():
 		if not _waiting(queue):
 			continue
-		room = _room(queue)
+		room = rooms[queue] - len(taken.get(queue, ()))
 		if room < min(batch_size(), max_queued()):
 			# RQ still holds nearly `max_queued` jobs: wait until a whole batch fits instead of
 			# topping up one job at a time (one-job RQ jobs would undo batching under a backlog)
 			continue
 		taken.setdefault(queue, []).extend(
-			_take(oldest_ready(queue, busy, limit=room, blocked=blocked), busy)
+			_take(oldest_ready(queue, busy, limit=room, blocked=blocked), busy, paused=paused)
 		)
 	for queue, rows in taken.items():
-		for batch in split_batches(rows, batch_size(), idle_workers(queue, len(rows))):
+		workers = idle_workers(queue, len(rows), room=rooms[queue])
+		for batch in split_batches(rows, batch_size(), workers):
 			push([row.name for row in batch], queue, rq_timeout([row.timeout for row in batch]))
 	return [row.name for rows in taken.values() for row in rows]
 
@@ -83,7 +87,8 @@ def take_for_drain(delivery: str, queue: str, limit: int, seconds: float, types:
 	type waits behind another's backlog. Types with nothing ready are dropped from `types`. Rows
 	another drain holds are skipped. The caller commits."""
 	busy = lines.busy_keys()
-	blocked = gates.blocked_types()
+	paused = gates.paused_types()
+	blocked = gates.blocked_types(paused=paused)
 	candidates = {}
 	for job_type in list(types):
 		rows = (
@@ -107,7 +112,7 @@ def take_for_drain(delivery: str, queue: str, limit: int, seconds: float, types:
 				if not row.concurrency_key or row.concurrency_key not in keys:
 					keys.add(row.concurrency_key)
 					rows.append(row)
-	names = [row.name for row in _take(fitting(rows, seconds), busy)]
+	names = [row.name for row in _take(fitting(rows, seconds), busy, paused=paused)]
 	if names:
 		states.mark_queued(names, delivery, in_hand=True)
 	return names
@@ -249,10 +254,11 @@ def drain_seconds() -> float:
 	return max(float(DEFAULT_DRAIN_SECONDS if value is None else value), 0)
 
 
-def idle_workers(queue: str, taking: int) -> int:
-	"""Workers to spread new jobs over: all of them, unless RQ already holds a batch for each."""
+def idle_workers(queue: str, taking: int, room: int | None = None) -> int:
+	"""Workers to spread new jobs over: all of them, unless RQ already holds a batch for each.
+	`room`: the queue's room before these `taking` jobs, when the caller read it already."""
 	count = worker_count(queue)
-	already_queued = max_queued() - _room(queue) - taking
+	already_queued = max_queued() - (_room(queue) if room is None else room) - taking
 	return count if already_queued < count * batch_size() else 1
 
 
@@ -278,6 +284,14 @@ def _waiting(queue: str | None = None) -> bool:
 	)
 
 
+class _Rooms(dict):
+	"""Each queue's room, read once per dispatch pass."""
+
+	def __missing__(self, queue: str) -> int:
+		self[queue] = _room(queue)
+		return self[queue]
+
+
 def _room(queue: str) -> int:
 	queued = frappe.db.sql(
 		"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s",
@@ -286,11 +300,11 @@ def _room(queue: str) -> int:
 	return max_queued() - queued
 
 
-def _take(rows: list, busy: set[str], lead: float = 0.0) -> list:
+def _take(rows: list, busy: set[str], lead: float = 0.0, paused: set[str] | None = None) -> list:
 	"""Lock `rows` (at most one per key) and take their keys' slots; returns the rows taken, which
 	the caller marks Queued. A row locked by another transaction, taken by someone else first, or
 	whose key got busy meanwhile is left alone, and so is one that may not start now (`gates`)."""
-	rows = gates.admit(rows, lead)
+	rows = gates.admit(rows, lead, paused)
 	keyed = [row for row in rows if row.concurrency_key]
 	took = {row.name: slots.TOOK for row in rows}
 	results = (

@@ -54,12 +54,13 @@ def deferred_until(row) -> float:
 	return float(row.get("due_at") or 0)
 
 
-def admit(rows: list, lead: float = 0.0) -> list:
+def admit(rows: list, lead: float = 0.0, paused: set[str] | None = None) -> list:
 	"""The rows (Waiting jobs: name, sync_job_type, creation, due_at, queue) that may be queued now
-	(or within `lead` seconds: the waker), arming the waker for those a clock holds back."""
+	(or within `lead` seconds: the waker), arming the waker for those a clock holds back. `paused`:
+	the paused types, when the caller read them in this transaction already."""
 	if not rows:
 		return rows
-	paused = paused_types()
+	paused = paused_types() if paused is None else paused
 	real_now = clock.now()
 	now = real_now + lead
 	wake: dict[str, float] = {}
@@ -99,10 +100,10 @@ def admit(rows: list, lead: float = 0.0) -> list:
 	return admitted
 
 
-def blocked_types(lead: float = 0.0) -> list[str]:
+def blocked_types(lead: float = 0.0, paused: set[str] | None = None) -> set[str]:
 	"""Types the fill pass need not read at all: paused ones, and ones whose only bucket is used up
 	(`lead` seconds from now)."""
-	blocked = paused_types()
+	blocked = set(paused_types() if paused is None else paused)
 	now = clock.now() + lead
 	for name in frappe.db.sql_list(
 		"select name from `tabSync Job Type` where rate_limit > 0 and ifnull(paused, 0)=0"

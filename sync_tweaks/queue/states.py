@@ -239,7 +239,7 @@ def _write(job, to: S, **fields):
 	fields["status"] = to.value
 	if to == S.WAITING:
 		fields["next_in_key"] = int(lines.key_is_free(job.concurrency_key, job.name))
-	job.db_set(fields)  # document hooks (notifications, webhooks on Sync Job) see these changes
+	_store(job, fields)
 	publish(job, list_update=True)
 	# even an empty request dispatches after commit: a job that ends frees room in RQ
 	after_commit.request(**_followups(job, before))
@@ -247,6 +247,30 @@ def _write(job, to: S, **fields):
 		after_commit.request(parents=[job.parent_sync_job])
 	if job.get("sync_backfill") and (to in SETTLED or S(before.status) in SETTLED):
 		after_commit.request(backfills=[job.sync_backfill])  # its roll-up counts the change
+
+
+def _store(job, fields: dict):
+	"""`job.db_set(fields)` in one plain UPDATE: the document hooks db_set runs (`before_change`,
+	`on_change`: notifications, webhooks on Sync Job) see these changes as they would; the query
+	builder db_set goes through cost every job more than the statement itself."""
+	job.update(fields)
+	if (job.doctype, job.name) not in (frappe.flags.get("currently_saving") or ()):
+		job.modified, job.modified_by = now(), frappe.session.user
+	if not job.get_doc_before_save():
+		job.load_doc_before_save()
+	job.run_method("before_change")
+	values = {**fields, "modified": job.modified, "modified_by": job.modified_by}
+	assignments = ", ".join(f"`{field}`=%({field})s" for field in values)
+	frappe.db.sql(
+		f"update `tabSync Job` set {assignments} where name=%(name)s",
+		{**{field: _column_value(value) for field, value in values.items()}, "name": job.name},
+	)
+	frappe.clear_document_cache("Sync Job", job.name)
+	job.run_method("on_change")
+
+
+def _column_value(value):
+	return frappe.as_json(value) if isinstance(value, dict | list) else value
 
 
 def _followups(job, before) -> dict:

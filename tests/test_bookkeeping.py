@@ -1,0 +1,76 @@
+"""The per-job bookkeeping made lean for throughput (#14): each shortcut keeps what the Frappe call it
+replaces promised. Each test states the promise it checks."""
+
+import frappe
+
+from sync_tweaks.queue import dispatcher, gates, worker
+from sync_tweaks.utils.sync_job import create_sync_job
+from tests.utils import make_source, run_queued, statuses
+
+SINGLE = "Test Single Sync"
+
+
+def _fields(doc) -> dict:
+	return {key: value for key, value in doc.as_dict().items() if not key.startswith("_")}
+
+
+def test_a_claim_loads_the_job_frappe_would_load_and_locks_it():
+	"""The claim reads the job in one plain statement; the document is the one `frappe.get_doc`
+	returns (every field, the Sync Job controller), and a missing job is None."""
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False, context={"a": 1})
+	frappe.db.commit()
+	loaded = worker.load_locked(job.name)
+	frappe.db.rollback()
+	assert type(loaded) is type(frappe.get_doc("Sync Job", job.name))
+	assert _fields(loaded) == _fields(frappe.get_doc("Sync Job", job.name))
+	assert loaded.get_context() == {"a": 1}
+	assert worker.load_locked("no-such-sync-job") is None
+	frappe.db.rollback()
+
+
+def test_an_outcome_is_stored_as_frappe_would_store_it():
+	"""An outcome written in one plain statement reads back as written: its status, its times, the
+	user it ran as in `modified_by`, and nothing left in the document cache from before."""
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	job.start()
+	frappe.db.commit()
+	assert frappe.get_cached_doc("Sync Job", job.name).status == "Queued"  # now in the cache
+	run_queued()
+	stored = frappe.get_doc("Sync Job", job.name)
+	assert stored.status == "Finished"
+	assert stored.ended_at and stored.time_taken is not None
+	assert stored.modified_by == "Administrator"
+	assert frappe.get_cached_doc("Sync Job", job.name).status == "Finished"
+
+
+def test_a_dispatch_pass_counts_the_heads_it_took_against_the_queue_cap(site_conf, monkeypatch):
+	"""RQ never holds more than `sync_job_max_queued` sync jobs of a queue: when a pass queues the
+	head of a freed line, the fill pass that follows has that much less room."""
+	site_conf(sync_job_max_queued=2, sync_job_batch_size=1)
+	monkeypatch.setattr(dispatcher, "worker_count", lambda queue: 1)
+	shared = make_source()
+	first = create_sync_job(SINGLE, source_doc=shared, queue_on_insert=False)
+	behind = create_sync_job(SINGLE, source_doc=shared, queue_on_insert=False)
+	others = [create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False) for _ in range(3)]
+	frappe.db.commit()
+	for job in (first, behind, *others):
+		job.reload()
+		job.start()  # `behind` waits behind `first`: the pass serves their key first, then fills
+	frappe.db.commit()
+	names = [first.name, behind.name, *(job.name for job in others)]
+	found = statuses(names)
+	assert found[first.name] == "Queued" and found[behind.name] == "Waiting", found
+	assert list(found.values()).count("Queued") == 2, found
+
+
+def test_a_dispatch_pass_reads_the_paused_types_once(monkeypatch):
+	"""One pass reads which types are paused once (its transaction would see the same rows again)."""
+	reads = []
+	real = gates.paused_types
+	monkeypatch.setattr(gates, "paused_types", lambda: reads.append(1) or real())
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	frappe.db.commit()
+	job.start()
+	frappe.db.commit()
+	assert statuses([job.name])[job.name] == "Queued"
+	assert len(reads) == 1, reads
