@@ -74,3 +74,38 @@ def test_a_dispatch_pass_reads_the_paused_types_once(monkeypatch):
 	frappe.db.commit()
 	assert statuses([job.name])[job.name] == "Queued"
 	assert len(reads) == 1, reads
+
+
+def test_the_claimed_job_keeps_for_update_like_get_doc():
+	"""A controller's `job.reload()` re-reads the claimed row under lock, as after `frappe.get_doc(...,
+	for_update=True)`."""
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	job.start()
+	frappe.db.commit()
+	delivery = frappe.db.get_value("Sync Job", job.name, "job_id")
+	claimed = worker.claim(job.name, delivery)
+	try:
+		assert claimed.flags.for_update
+	finally:
+		frappe.db.rollback()
+
+
+def test_a_sync_job_db_set_of_the_site_sees_every_status_change(monkeypatch):
+	"""A site that overrides Sync Job's `db_set` (override_doctype_class, an audit patch) sees every
+	outcome: the lean write is used only while db_set is Frappe's own."""
+	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import SyncJob
+
+	calls = []
+	real = SyncJob.db_set
+
+	def audited(self, *args, **kwargs):
+		calls.append(dict(args[0]) if args and isinstance(args[0], dict) else args)
+		return real(self, *args, **kwargs)
+
+	monkeypatch.setattr(SyncJob, "db_set", audited)
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	job.start()
+	frappe.db.commit()
+	run_queued()
+	assert statuses([job.name])[job.name] == "Finished"
+	assert [call.get("status") for call in calls if isinstance(call, dict)] == ["Waiting", "Finished"]

@@ -340,11 +340,11 @@ def test_a_dispatch_that_fails_after_taking_a_slot_does_not_block_its_key(monkey
 	calls = {"n": 0}
 	real = dispatcher.idle_workers
 
-	def flaky(queue, taking, **kwargs):
+	def flaky(queue, **kwargs):
 		calls["n"] += 1
 		if calls["n"] == 1:
 			raise redis_lib.exceptions.ConnectionError("cache Redis blinked")
-		return real(queue, taking, **kwargs)
+		return real(queue, **kwargs)
 
 	monkeypatch.setattr(dispatcher, "idle_workers", flaky)
 	name = enqueue_sync_job(SINGLE, source_doc=make_source()).name

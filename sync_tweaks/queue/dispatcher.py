@@ -73,7 +73,7 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 			_take(oldest_ready(queue, busy, limit=room, blocked=blocked), busy, paused=paused)
 		)
 	for queue, rows in taken.items():
-		workers = idle_workers(queue, len(rows), room=rooms[queue])
+		workers = idle_workers(queue, room=rooms[queue])
 		for batch in split_batches(rows, batch_size(), workers):
 			push([row.name for row in batch], queue, rq_timeout([row.timeout for row in batch]))
 	return [row.name for rows in taken.values() for row in rows]
@@ -254,11 +254,11 @@ def drain_seconds() -> float:
 	return max(float(DEFAULT_DRAIN_SECONDS if value is None else value), 0)
 
 
-def idle_workers(queue: str, taking: int, room: int | None = None) -> int:
+def idle_workers(queue: str, room: int | None = None) -> int:
 	"""Workers to spread new jobs over: all of them, unless RQ already holds a batch for each.
-	`room`: the queue's room before these `taking` jobs, when the caller read it already."""
+	`room`: the queue's room before the jobs being taken, when the caller read it already."""
 	count = worker_count(queue)
-	already_queued = max_queued() - (_room(queue) if room is None else room) - taking
+	already_queued = max_queued() - (_room(queue) if room is None else room)
 	return count if already_queued < count * batch_size() else 1
 
 

@@ -5,8 +5,11 @@ work (free the slot, dispatch the key's next job) and publishes the change to De
 sync_tweaks writes a Sync Job's `status` (a test enforces it). The caller commits.
 """
 
+import json
+
 import frappe
 from frappe import _
+from frappe.model.document import Document
 from frappe.utils import now
 
 from sync_tweaks.backfill import states as backfill_states
@@ -16,6 +19,7 @@ from sync_tweaks.exceptions import SyncJobTransitionError
 from sync_tweaks.queue import after_commit, breaker, clock, lines, ratelimit, retry, slots
 
 REALTIME_EVENT = "sync_job_status"
+FRAPPE_DB_SET = Document.db_set  # `_store` does what it does, in one plain statement
 CHILDREN_EVENT = "sync_job_children"
 # fields only the entries below write; a document save keeps their stored values
 STATE_FIELDS = (
@@ -239,7 +243,10 @@ def _write(job, to: S, **fields):
 	fields["status"] = to.value
 	if to == S.WAITING:
 		fields["next_in_key"] = int(lines.key_is_free(job.concurrency_key, job.name))
-	_store(job, fields)
+	if type(job).db_set is FRAPPE_DB_SET:
+		_store(job, fields)
+	else:
+		job.db_set(fields)  # a site's own db_set (override_doctype_class, a patch) sees every change
 	publish(job, list_update=True)
 	# even an empty request dispatches after commit: a job that ends frees room in RQ
 	after_commit.request(**_followups(job, before))
@@ -270,7 +277,8 @@ def _store(job, fields: dict):
 
 
 def _column_value(value):
-	return frappe.as_json(value) if isinstance(value, dict | list) else value
+	# as Frappe's save writes a JSON field
+	return json.dumps(value, separators=(",", ":"), default=str) if isinstance(value, dict | list) else value
 
 
 def _followups(job, before) -> dict:

@@ -226,7 +226,11 @@ def load_locked(name: str):
 			frappe.clear_last_message()
 			return None
 	rows = frappe.db.sql("select * from `tabSync Job` where name=%s for update", name, as_dict=True)
-	return frappe.get_doc({**rows[0], "doctype": "Sync Job"}) if rows else None
+	if not rows:
+		return None
+	job = frappe.get_doc({**rows[0], "doctype": "Sync Job"})
+	job.flags.for_update = True  # as get_doc sets it: a controller's job.reload() locks the row too
+	return job
 
 
 def hand_back(job, job_type, reason: str, wait: float):
