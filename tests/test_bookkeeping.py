@@ -1,9 +1,12 @@
 """The per-job bookkeeping made lean for throughput (#14): each shortcut keeps what the Frappe call it
 replaces promised. Each test states the promise it checks."""
 
+import traceback
+
 import frappe
 
-from sync_tweaks.queue import dispatcher, gates, worker
+from sync_tweaks import apply
+from sync_tweaks.queue import dispatcher, gates, states, worker
 from sync_tweaks.utils.sync_job import create_sync_job
 from tests.utils import make_source, run_queued, statuses
 
@@ -109,3 +112,70 @@ def test_a_sync_job_db_set_of_the_site_sees_every_status_change(monkeypatch):
 	run_queued()
 	assert statuses([job.name])[job.name] == "Finished"
 	assert [call.get("status") for call in calls if isinstance(call, dict)] == ["Waiting", "Finished"]
+
+
+def _batch(site_conf, monkeypatch, count: int) -> tuple[list[str], str]:
+	site_conf(sync_job_batch_size=count)
+	monkeypatch.setattr(dispatcher, "worker_count", lambda queue: 1)
+	names = [
+		create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False).name for _ in range(count)
+	]
+	frappe.db.commit()
+	for name in names:
+		frappe.get_doc("Sync Job", name).start()
+	frappe.db.commit()
+	delivery = frappe.db.get_value("Sync Job", names[0], "job_id")
+	assert {frappe.db.get_value("Sync Job", name, "job_id") for name in names} == {delivery}
+	return names, delivery
+
+
+def test_each_outcome_commits_with_the_next_jobs_claim(site_conf, monkeypatch):
+	"""A batch of 4 commits its claims and outcomes once per job plus the first claim (not twice per
+	job), and every job still runs to Finished, Started before it ran."""
+	names, delivery = _batch(site_conf, monkeypatch, 4)
+	commits, status_when_run = [], {}
+	real_commit = frappe.db.commit
+	real_run = apply.run
+
+	def run(sync_job):
+		status_when_run[sync_job.name] = frappe.db.sql(
+			"select status from `tabSync Job` where name=%s", sync_job.name
+		)[0][0]
+		return real_run(sync_job)
+
+	monkeypatch.setattr(apply, "run", run)
+
+	def commit():
+		commits.append(traceback.extract_stack(limit=2)[0].name)  # who commits
+		return real_commit()
+
+	monkeypatch.setattr(frappe.db, "commit", commit)
+	worker.run_jobs(names, delivery)
+	monkeypatch.undo()
+	assert statuses(names) == {name: "Finished" for name in names}
+	assert status_when_run == {name: "Started" for name in names}
+	claims_and_outcomes = [who for who in commits if who in ("claim", "commit_outcome")]
+	assert claims_and_outcomes == ["claim"] + ["commit_outcome"] * len(names), commits
+
+
+def test_a_next_claim_that_fails_leaves_the_outcome_and_the_job_is_claimed_on_its_own(site_conf, monkeypatch):
+	"""An error while claiming B with A's outcome rolls back only B's claim: A is Finished, and B is
+	claimed in a transaction of its own and runs; Desk hears B Started once, after A Finished."""
+	from tests.utils import realtime_statuses
+
+	(a, b), delivery = _batch(site_conf, monkeypatch, 2)
+	real_mark = states.mark_started
+	failed = []
+
+	def mark_started(job, *args, announce=True, **kwargs):
+		if job.name == b and not announce and not failed:
+			failed.append(job.name)
+			raise frappe.db.InternalError("lost connection while claiming B")
+		return real_mark(job, *args, announce=announce, **kwargs)
+
+	monkeypatch.setattr(states, "mark_started", mark_started)
+	with realtime_statuses() as seen:
+		worker.run_batch([a, b], delivery)
+	assert failed == [b]
+	assert statuses([a, b]) == {a: "Finished", b: "Finished"}
+	assert "Started" in seen.get(b, set())
