@@ -5,6 +5,7 @@ hard time limit, apply its controller, and record the outcome together with the 
 or the failure after rolling them back. A lease tells maintenance the batch's process is alive.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -164,7 +165,10 @@ def run_sync_job(job, delivery: str | None, following: str | None = None) -> str
 		try:
 			job.flags.claimed_next = claim_with_outcome(following, delivery)
 		except JobTimeoutException:
-			commit_outcome(job)  # RQ's alarm came during the next claim: this job's outcome stands
+			# RQ's alarm came during the next claim: this job's outcome stands, unless the alarm broke
+			# the connection mid-statement (recovery then finds the job lost and retries it)
+			with contextlib.suppress(Exception):
+				commit_outcome(job)
 			raise
 	claimed_at = time.monotonic()
 	commit_outcome(job)
@@ -259,8 +263,14 @@ def claim_with_outcome(name: str, delivery: str | None):
 			pass  # the slot's TTL still covers the job's timeout
 		return job
 	except BaseException as error:
-		frappe.db.rollback(save_point=CLAIM_SAVEPOINT)  # the outcome stays; `claim` tries again
-		if isinstance(error, JobTimeoutException) or not isinstance(error, Exception):
+		ends_batch = isinstance(error, JobTimeoutException) or not isinstance(error, Exception)
+		try:
+			frappe.db.rollback(save_point=CLAIM_SAVEPOINT)  # the outcome stays; `claim` tries again
+		except Exception:
+			if ends_batch:
+				raise error from None  # the alarm, not the broken connection it left behind
+			raise
+		if ends_batch:
 			raise
 		frappe.clear_last_message()
 		return None

@@ -516,7 +516,10 @@ class Database:
 		"""COMMIT or ROLLBACK; rows of MyISAM tables (Error Log) survive a ROLLBACK, as in MariaDB."""
 		kept = self._non_transactional_rows() if verb == "ROLLBACK" and self.in_write else []
 		if self.in_write:
-			self._execute(verb)
+			# a signal (RQ's alarm) that interrupted a statement may have ended SQLite's transaction
+			# already; MariaDB's COMMIT or ROLLBACK outside a transaction is a no-op
+			if self._conn is None or self._conn.in_transaction:
+				self._execute(verb)
 			self.in_write = False
 		self.transaction_writes = 0
 		self.non_transactional.clear()
