@@ -17,9 +17,9 @@ How does it work?
 	  the controller (`sync_tweaks.apply`) and records the outcome. A `liveness` lease in Redis, renewed
 	  by a thread, says the batch's process is alive.
 	  Under a backlog the RQ job then drains: it takes the next ready jobs of its queue itself
-	  (`dispatcher.take_for_drain`), a group at a time, until none is ready or its time is up. A
-	  job's claim rides on the commit of the job before it when it can be claimed at once (else it
-	  commits on its own); a batch runs the fill pass once per group.
+	  (`dispatcher.take_for_drain`), a group at a time, until none is ready or its time is up. Each
+	  job is claimed in a transaction of its own, after the job before it committed and its after-commit
+	  work ran (its gates read fresh rows); a batch runs the fill pass once per group.
 	- `maintenance` runs every minute: it fails Started jobs whose process is gone or past their
 	  deadline, re-queues Queued jobs whose RQ job vanished, moves due retries back to Waiting and
 	  repairs lines. `retry` decides whether and when a failure retries.
@@ -40,7 +40,6 @@ Invariants
 	5. Only the RQ job recorded in `job_id` may run a Queued job: a stale or duplicate delivery is a no-op.
 	   A drain records its own RQ job on the jobs it takes, and takes only jobs whose timeouts fit in
 	   what is left of that RQ job's limit.
-	6. Commits happen only at boundaries: claim (Started), outcome (with the target's writes, and the
-	   next job's claim when it rides along), the dispatcher's own transaction, and each maintenance
-	   step. Controllers never commit. Desk hears Started only once the claim committed.
+	6. Commits happen only at boundaries: claim (Started), outcome (with the target's writes), the
+	   dispatcher's own transaction, and each maintenance step. Controllers never commit.
 """

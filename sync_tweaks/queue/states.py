@@ -98,12 +98,10 @@ def set_delivery(names: list[str], job_id: str):
 	)
 
 
-def mark_started(job, user: str | None = None, at: float | None = None, announce: bool = True):
+def mark_started(job, user: str | None = None, at: float | None = None):
 	"""Queued -> Started by the delivery recorded on the job, which the caller holds locked, at epoch
-	`at` (the moment a rate limit counted it); its deadline is when its timeout ends. One statement,
-	like Queued (the per-job cost of a batch): document hooks run for the outcomes, not for these two.
-	Without `announce` Desk is not told: the caller calls `announce_started` once the mark committed
-	(a claim made in the previous job's transaction must not be announced should that roll back)."""
+	`at` (the moment a rate limit counted it); its deadline is when its timeout ends. One statement, like Queued (the per-job cost of a batch):
+	document hooks run for the outcomes, not for these two."""
 	_check(job, S.STARTED)
 	fields = {
 		"status": S.STARTED.value,
@@ -119,29 +117,9 @@ def mark_started(job, user: str | None = None, at: float | None = None, announce
 	frappe.db.sql(f"update `tabSync Job` set {assignments} where name=%(name)s", {**fields, "name": job.name})
 	job.update(fields)
 	frappe.clear_document_cache("Sync Job", job.name)
-	if announce:
-		publish(job, list_update=True)
+	publish(job, list_update=True)
 	if job.concurrency_key:
 		slots.refresh(job.concurrency_key, job.name, job.timeout)
-
-
-def announce_started(job):
-	"""Tell Desk now about a Started mark that has committed (see `mark_started`)."""
-	publish(job, list_update=True, at_once=True)
-
-
-def restart_clock(job):
-	"""A Started job whose mark committed a while before it runs (with the previous job's outcome,
-	whose after-commit work was slow): its start and deadline count from now, unless recovery took
-	it over meanwhile. The caller commits."""
-	fields = {"started_at": clock.site_now(), "deadline_at": clock.now() + (job.timeout or 0)}
-	frappe.db.sql(
-		"""update `tabSync Job` set started_at=%(started_at)s, deadline_at=%(deadline_at)s
-		where name=%(name)s and status=%(started)s and job_id=%(job_id)s""",
-		{**fields, "name": job.name, "started": S.STARTED.value, "job_id": job.job_id},
-	)
-	job.update(fields)
-	frappe.clear_document_cache("Sync Job", job.name)
 
 
 def mark_done(job, status: S, **fields):
@@ -324,16 +302,15 @@ def _followups(job, before) -> dict:
 	return {}
 
 
-def publish(job, list_update: bool = False, at_once: bool = False):
-	"""Tell open forms (and with `list_update`, list views) that the job moved, after this
-	transaction commits (`at_once`: now); forms follow `sync_job_status`, so Frappe's `doc_update`
-	is not sent."""
+def publish(job, list_update: bool = False):
+	"""Tell open forms (and with `list_update`, list views) that the job moved; forms follow
+	`sync_job_status`, so Frappe's `doc_update` is not sent."""
 	frappe.publish_realtime(
 		REALTIME_EVENT,
 		{"name": job.name, "status": job.status, "sync_job_type": job.get("sync_job_type")},
 		doctype="Sync Job",
 		docname=job.name,
-		after_commit=not at_once,
+		after_commit=True,
 	)
 	if job.get("parent_sync_job"):
 		# the parent's form shows its children's progress
@@ -342,13 +319,13 @@ def publish(job, list_update: bool = False, at_once: bool = False):
 			{"name": job.parent_sync_job, "child": job.name, "status": job.status},
 			doctype="Sync Job",
 			docname=job.parent_sync_job,
-			after_commit=not at_once,
+			after_commit=True,
 		)
 	if list_update:
 		frappe.publish_realtime(
 			"list_update",
 			{"doctype": "Sync Job", "name": job.name, "user": frappe.session.user},
-			after_commit=not at_once,
+			after_commit=True,
 		)
 
 

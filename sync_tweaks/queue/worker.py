@@ -5,7 +5,6 @@ hard time limit, apply its controller, and record the outcome together with the 
 or the failure after rolling them back. A lease tells maintenance the batch's process is alive.
 """
 
-import contextlib
 import json
 import os
 import time
@@ -65,18 +64,12 @@ def run_batch(names: list[str], delivery: str | None) -> list[str | None]:
 
 
 def run_jobs(names: list[str], delivery: str | None) -> list[str | None]:
-	"""Run `names` one after another, then run the dispatcher's fill pass once for the group. Each
-	outcome commits together with the next job's claim when that one can be claimed at once (one
-	commit per job instead of two); otherwise the next job is claimed in a transaction of its own."""
-	statuses, job = [], None
-	for name, following in zip(names, [*names[1:], None], strict=True):
-		if not job or job.name != name:
-			job = claim(name, delivery)
-		if not job:
-			statuses.append(None)
-			continue
-		statuses.append(run_sync_job(job, delivery, following))
-		job = job.flags.pop("claimed_next", None)
+	"""Run `names` one after another, each claimed and recorded in transactions of its own, then run
+	the dispatcher's fill pass once for the group."""
+	statuses = []
+	for name in names:
+		job = claim(name, delivery)
+		statuses.append(run_sync_job(job, delivery) if job else None)
 	after_commit.flush()
 	return statuses
 
@@ -135,10 +128,9 @@ def _queue_of(names: list[str]) -> str | None:
 	return rows[0][0] if rows else None
 
 
-def run_sync_job(job, delivery: str | None, following: str | None = None) -> str | None:
+def run_sync_job(job, delivery: str | None) -> str | None:
 	"""Run the claimed `job` to a final status; returns it, or None when recovery took the job over
-	meanwhile and this run's result was discarded. Ends outside a transaction. The job `following`
-	it in the batch is claimed in the outcome's transaction when it can be (`job.flags.claimed_next`)."""
+	meanwhile and this run's result was discarded. Ends outside a transaction."""
 	run_as(job)
 	started = time.monotonic()
 	limit = None
@@ -161,23 +153,7 @@ def run_sync_job(job, delivery: str | None, following: str | None = None) -> str
 			return None
 	finally:
 		frappe.local.sync_tweaks_running_job = None
-	if following:
-		try:
-			job.flags.claimed_next = claim_with_outcome(following, delivery)
-		except JobTimeoutException:
-			# RQ's alarm came during the next claim: this job's outcome stands, unless the alarm broke
-			# the connection mid-statement (recovery then finds the job lost and retries it)
-			with contextlib.suppress(Exception):
-				commit_outcome(job)
-			raise
-	claimed_at = time.monotonic()
 	commit_outcome(job)
-	claimed = job.flags.get("claimed_next")
-	if claimed:
-		if time.monotonic() - claimed_at > CLAIM_LAG_SECONDS:
-			states.restart_clock(claimed)  # its clock starts when it runs, not at this commit
-			frappe.db.commit()
-		states.announce_started(claimed)
 	return job.status
 
 
@@ -239,62 +215,17 @@ def claim(name: str, delivery: str | None):
 	return job
 
 
-def claim_with_outcome(name: str, delivery: str | None):
-	"""Claim `name` in the transaction of the previous job's outcome, so one commit records both; or
-	None, leaving the outcome as it was, when the job cannot be started at once: its row is locked
-	(never waited for), it is not Queued for `delivery`, its type is rate limited or a gate refuses
-	it. `claim` then deals with it after the commit, as with any job."""
-	frappe.db.savepoint(CLAIM_SAVEPOINT)
-	try:
-		job = load_locked(name, skip_locked=True)
-		if not job or job.status != S.QUEUED.value or (job.job_id or None) != delivery:
-			return None
-		job_type = frappe.get_cached_doc("Sync Job Type", job.sync_job_type)
-		if ratelimit.limit_of(job_type):
-			return None  # its token is taken by `claim`, which may wait for it (the waker)
-		refused, at = gates.refusal(job, job_type, clock.now())
-		if refused:
-			return None
-		transactions.hand_over_before_save(job)
-		job.flags.run_as = run_as_user(job, job_type)
-		try:
-			states.mark_started(job, user=job.flags.run_as, at=at, announce=False)
-		except redis.exceptions.RedisError:
-			pass  # the slot's TTL still covers the job's timeout
-		return job
-	except BaseException as error:
-		ends_batch = isinstance(error, JobTimeoutException) or not isinstance(error, Exception)
-		try:
-			frappe.db.rollback(save_point=CLAIM_SAVEPOINT)  # the outcome stays; `claim` tries again
-		except Exception:
-			if ends_batch:
-				raise error from None  # the alarm, not the broken connection it left behind
-			raise
-		if ends_batch:
-			raise
-		frappe.clear_last_message()
-		return None
-
-
-CLAIM_SAVEPOINT = "sync_tweaks_claim_next"
-# a job claimed with the previous outcome whose after-commit work took longer gets its clock restarted
-CLAIM_LAG_SECONDS = 0.25
-
-
-def load_locked(name: str, skip_locked: bool = False):
+def load_locked(name: str):
 	"""The Sync Job `name` as a document, its row locked, or None. One plain statement: the query
 	builder behind `frappe.get_doc(..., for_update=True)` costs each job more than the read itself,
 	and a Sync Job has no child tables to load."""
 	if frappe.get_meta("Sync Job").get_table_fields():  # a site added a table: Frappe loads it
-		if skip_locked:
-			return None  # the caller claims it in a transaction of its own
 		try:
 			return frappe.get_doc("Sync Job", name, for_update=True)
 		except frappe.DoesNotExistError:
 			frappe.clear_last_message()
 			return None
-	lock = "for update skip locked" if skip_locked else "for update"
-	rows = frappe.db.sql(f"select * from `tabSync Job` where name=%s {lock}", name, as_dict=True)
+	rows = frappe.db.sql("select * from `tabSync Job` where name=%s for update", name, as_dict=True)
 	if not rows:
 		return None
 	job = frappe.get_doc({**rows[0], "doctype": "Sync Job"})
