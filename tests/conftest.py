@@ -22,7 +22,9 @@ import frappe  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def host():
 	if REAL_SITE:
-		the_host = Host(os.environ["FRAPPE_SITE"], os.environ.get("FRAPPE_SITES_PATH", "."))
+		sites_path = os.environ.get("FRAPPE_SITES_PATH", ".")
+		restore_site_config(os.path.join(sites_path, os.environ["FRAPPE_SITE"], "site_config.json"))
+		the_host = Host(os.environ["FRAPPE_SITE"], sites_path)
 	else:
 		the_host = Host()
 	the_host.start()
@@ -62,10 +64,20 @@ def site_conf():
 
 @pytest.fixture
 def worker_conf():
-	"""Set site config keys for this test in site_config.json too, where worker processes read them."""
+	"""Set site config keys for this test in site_config.json too, where worker processes read them.
+	The file as it was is kept beside it until the test ends: a run killed meanwhile leaves it, and
+	the next run starts from it instead of from the killed run's keys."""
 	path = os.path.join(frappe.local.site_path, "site_config.json")
-	with open(path) as f:
-		original = f.read()
+	backup = f"{path}.before-test"
+	if os.path.exists(backup):
+		with open(backup) as f:
+			original = f.read()
+	else:
+		with open(path) as f:
+			original = f.read()
+		with open(backup, "w") as f:
+			f.write(original)
+	write_atomically(path, original)
 	missing = object()
 	saved = {}
 
@@ -80,11 +92,21 @@ def worker_conf():
 
 	yield set_keys
 	write_atomically(path, original)
+	os.remove(backup)
 	for key, value in saved.items():
 		if value is missing:
 			frappe.conf.pop(key, None)
 		else:
 			frappe.conf[key] = value
+
+
+def restore_site_config(path: str):
+	"""A run killed inside `worker_conf` left its keys in site_config.json: put the file back as it was."""
+	backup = f"{path}.before-test"
+	if os.path.exists(backup):
+		with open(backup) as f:
+			write_atomically(path, f.read())
+		os.remove(backup)
 
 
 def write_atomically(path: str, text: str):
