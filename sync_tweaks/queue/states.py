@@ -19,8 +19,8 @@ from sync_tweaks.exceptions import SyncJobTransitionError
 from sync_tweaks.queue import after_commit, breaker, clock, lines, ratelimit, retry, slots
 
 REALTIME_EVENT = "sync_job_status"
-FRAPPE_DB_SET = Document.db_set  # `_store` does what it does, in one plain statement
 CHILDREN_EVENT = "sync_job_children"
+FRAPPE_DB_SET = Document.db_set  # `_store` does what it does, in one plain statement
 # fields only the entries below write; a document save keeps their stored values
 STATE_FIELDS = (
 	"status",
