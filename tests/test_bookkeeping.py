@@ -6,7 +6,7 @@ import pytest
 from rq.timeouts import JobTimeoutException
 
 from sync_tweaks import apply
-from sync_tweaks.queue import dispatcher, gates, liveness, maintenance, worker
+from sync_tweaks.queue import dispatcher, gates, liveness, maintenance, states, worker
 from sync_tweaks.utils.sync_job import create_sync_job
 from tests.utils import make_source, run_queued, statuses
 
@@ -27,6 +27,7 @@ def test_a_claim_loads_the_job_frappe_would_load_and_locks_it():
 	assert type(loaded) is type(frappe.get_doc("Sync Job", job.name))
 	assert _fields(loaded) == _fields(frappe.get_doc("Sync Job", job.name))
 	assert loaded.get_context() == {"a": 1}
+	assert states.is_frappes_db_set(loaded)  # so its outcomes take the lean write
 	assert worker.load_locked("no-such-sync-job") is None
 	frappe.db.rollback()
 
@@ -94,8 +95,9 @@ def test_the_claimed_job_keeps_for_update_like_get_doc():
 
 
 def test_a_sync_job_db_set_of_the_site_sees_every_status_change(monkeypatch):
-	"""A site that overrides Sync Job's `db_set` (override_doctype_class, an audit patch) sees every
-	outcome: the lean write is used only while db_set is Frappe's own."""
+	"""A site that overrides Sync Job's `db_set` (override_doctype_class) sees Waiting and every
+	outcome (Queued and Started are one statement per batch): the lean write is used only while
+	db_set is Frappe's own."""
 	from sync_tweaks.sync_tweaks.doctype.sync_job.sync_job import SyncJob
 
 	calls = []
@@ -186,3 +188,27 @@ def test_a_job_recovery_took_over_while_the_previous_job_ended_does_not_run(site
 	monkeypatch.setattr(apply, "run", run)
 	worker.run_jobs([a, b], delivery)
 	assert status_when_run.get(b) in (None, "Started"), status_when_run
+
+
+def test_an_apps_patch_of_documents_db_set_sees_every_outcome_whenever_it_was_applied(monkeypatch):
+	"""An app that patches Document.db_set (an audit trail), before or after sync_tweaks loaded,
+	still sees Waiting and the outcome of a Sync Job."""
+	from frappe.model.document import Document
+
+	calls = []
+	real = Document.db_set
+
+	def audited(self, *args, **kwargs):
+		calls.append(dict(args[0]) if args and isinstance(args[0], dict) else args)
+		return real(self, *args, **kwargs)
+
+	monkeypatch.setattr(Document, "db_set", audited)
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	job.start()
+	frappe.db.commit()
+	run_queued()
+	assert statuses([job.name])[job.name] == "Finished"
+	assert [call["status"] for call in calls if isinstance(call, dict) and "status" in call] == [
+		"Waiting",
+		"Finished",
+	]
