@@ -341,8 +341,9 @@ def _queues_of(sync_job_type: str | None, *statuses: S) -> set[str]:
 
 
 def _queue_is_full(queue: str) -> bool:
-	"""Backpressure: a queue at `sync_job_max_queued` keeps its jobs Waiting on purpose."""
-	return frappe.db.count("Sync Job", {"status": S.QUEUED.value, "queue": queue}) >= dispatcher.max_queued()
+	"""Backpressure: a queue at its capacity (`sync_job_max_queued`, in drain mode a batch per
+	worker) keeps its jobs Waiting on purpose."""
+	return dispatcher.room_left(queue) <= 0
 
 
 def _job_filters(sync_job_type: str | None, **filters) -> dict:

@@ -50,6 +50,26 @@ def test_one_rq_job_drains_the_backlog_it_finds(worker_conf, workers, drain_seco
 	assert ended == Counter(names), "each job ran once"
 
 
+@pytest.mark.parametrize("drain_seconds", [10, 0])
+def test_in_drain_mode_rq_holds_a_batch_per_worker_and_one_more(worker_conf, workers, drain_seconds):
+	"""In drain mode RQ holds a batch per worker plus one, not `sync_job_max_queued`: 40 waiting jobs
+	in batches of 3 reach one worker in a few RQ jobs (each a fresh work horse), not in 14. With
+	drain mode off the cap is `sync_job_max_queued`, as before."""
+	worker_conf(sync_job_batch_size=3, sync_job_max_queued=200, sync_job_drain_seconds=drain_seconds)
+	names = backlog(40)
+	queued = list(statuses(names).values()).count("Queued")
+	assert queued == (6 if drain_seconds else 40), "no worker yet: counted as one"
+	workers(1)
+	assert set(wait_for_status(names, wanted=["Finished"], timeout=120).values()) == {"Finished"}
+	per_delivery = deliveries(names)
+	if drain_seconds:
+		assert len(per_delivery) <= 3, f"the worker drained the backlog: {per_delivery}"
+	else:
+		assert len(per_delivery) == 14, per_delivery
+	ended = Counter(e["job"] for e in events(event="end") if e["job"] in names)
+	assert ended == Counter(names), "each job ran once"
+
+
 def test_a_drain_ends_at_its_time_budget(worker_conf, workers):
 	"""With a 1 s budget, a worker gives its RQ job back after about a second of draining."""
 	worker_conf(sync_job_batch_size=2, sync_job_max_queued=2, sync_job_drain_seconds=1)

@@ -1,9 +1,10 @@
 """Moves Waiting jobs to Queued when their line is free, and pushes them to RQ after commit.
 
 Waiting jobs live only in the database; RQ holds at most `sync_job_max_queued` sync jobs per queue,
-all of which can run now. Two paths find the next job: when a key's job ends, the head of that key's
-line is queued (`keys`); every dispatch also fills the queues from the marked heads of free lines
-(see `lines`). Rows another transaction holds locked are skipped, never waited for.
+all of which can run now, and in drain mode a batch per worker (see `capacity`). Two paths find the
+next job: when a key's job ends, the head of that key's line is queued (`keys`); every dispatch also
+fills the queues from the marked heads of free lines (see `lines`). Rows another transaction holds
+locked are skipped, never waited for.
 """
 
 import math
@@ -66,7 +67,7 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 			continue
 		room = rooms[queue] - len(taken.get(queue, ()))
 		if room < min(batch_size(), max_queued()):
-			# RQ still holds nearly `max_queued` jobs: wait until a whole batch fits instead of
+			# RQ still holds nearly its capacity: wait until a whole batch fits instead of
 			# topping up one job at a time (one-job RQ jobs would undo batching under a backlog)
 			continue
 		taken.setdefault(queue, []).extend(
@@ -254,11 +255,22 @@ def drain_seconds() -> float:
 	return max(float(DEFAULT_DRAIN_SECONDS if value is None else value), 0)
 
 
+def capacity(queue: str) -> int:
+	"""How many sync jobs of `queue` may be Queued at once: `sync_job_max_queued`, and in drain mode
+	a batch per worker and one more (the fill pass tops up whole batches). A draining worker takes
+	ready jobs straight from the database, so RQ only needs a batch for each worker that gets free;
+	more would each start a fresh work horse for one batch at the end of a backlog instead of being
+	drained. Queued counts the groups drains hold in hand too."""
+	if not drain_seconds():
+		return max_queued()
+	return min(max_queued(), (max(worker_count(queue), 1) + 1) * batch_size())
+
+
 def idle_workers(queue: str, room: int | None = None) -> int:
 	"""Workers to spread new jobs over: all of them, unless RQ already holds a batch for each.
 	`room`: the queue's room before the jobs being taken, when the caller read it already."""
 	count = worker_count(queue)
-	already_queued = max_queued() - (_room(queue) if room is None else room)
+	already_queued = _queued(queue) if room is None else capacity(queue) - room
 	return count if already_queued < count * batch_size() else 1
 
 
@@ -288,16 +300,20 @@ class _Rooms(dict):
 	"""Each queue's room, read once per dispatch pass."""
 
 	def __missing__(self, queue: str) -> int:
-		self[queue] = _room(queue)
+		self[queue] = room_left(queue)
 		return self[queue]
 
 
-def _room(queue: str) -> int:
-	queued = frappe.db.sql(
+def room_left(queue: str) -> int:
+	"""How many more sync jobs of `queue` may be Queued now (see `capacity`)."""
+	return capacity(queue) - _queued(queue)
+
+
+def _queued(queue: str) -> int:
+	return frappe.db.sql(
 		"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s",
 		{"queued": S.QUEUED.value, "queue": queue},
 	)[0][0]
-	return max_queued() - queued
 
 
 def _take(rows: list, busy: set[str], lead: float = 0.0, paused: set[str] | None = None) -> list:
