@@ -212,3 +212,72 @@ def test_an_apps_patch_of_documents_db_set_sees_every_outcome_whenever_it_was_ap
 		"Waiting",
 		"Finished",
 	]
+
+
+def _events_while(block) -> list[dict]:
+	"""The realtime envelopes published on Frappe's `events` channel while `block()` runs."""
+	import json
+
+	from frappe.utils.background_jobs import get_redis_connection_without_auth
+
+	pubsub = get_redis_connection_without_auth().pubsub()
+	pubsub.subscribe("events")
+	try:
+		pubsub.get_message(timeout=1)  # the subscription's confirmation
+		block()
+		sent = []
+		while message := pubsub.get_message(timeout=0.5):
+			if message["type"] == "message":
+				sent.append(json.loads(message["data"]))
+		return sent
+	finally:
+		pubsub.close()
+
+
+def test_a_jobs_realtime_messages_are_frappes_and_only_follow_a_commit():
+	"""A job's messages go out together after each commit, in the envelope Frappe's
+	`publish_realtime` sends (event, message, room, site), to the rooms Desk's forms and lists join;
+	a rolled-back change sends nothing."""
+	source = make_source()
+	job = create_sync_job(SINGLE, source_doc=source, queue_on_insert=False)
+	frappe.db.commit()
+
+	def rolled_back():
+		loaded = frappe.get_doc("Sync Job", job.name)
+		states.cancel(loaded, "changed my mind")
+		frappe.db.rollback()
+
+	assert [e for e in _events_while(rolled_back) if e["message"].get("name") == job.name] == []
+
+	def run():
+		job.reload()
+		job.start()
+		frappe.db.commit()
+		run_queued()
+
+	sent = _events_while(run)
+	ours = [e for e in sent if e["event"] == "sync_job_status" and e["message"]["name"] == job.name]
+	assert [e["message"]["status"] for e in ours] == ["Waiting", "Queued", "Started", "Finished"], sent
+	assert {e["room"] for e in ours} == {f"doc:Sync Job/{job.name}"}
+	assert {e["namespace"] for e in ours} == {frappe.local.site}
+	lists = [e for e in sent if e["event"] == "list_update" and e["message"].get("name") == job.name]
+	assert len(lists) == 4 and {e["room"] for e in lists} == {"doctype:Sync Job"}
+	lineage = [e for e in sent if e["event"] == "sync_lineage"]
+	assert {"doctype": "Sync Test Source", "name": source.name} in [e["message"] for e in lineage]
+	assert frappe.db.get_value("Sync Job", job.name, "status") == "Finished"
+
+
+def test_a_success_resets_the_circuit_breaker_only_once_committed(monkeypatch):
+	"""A run that ended other than Failed resets its type's count of consecutive failures after its
+	commit; rolled back, the count stays."""
+	from sync_tweaks.queue import breaker
+
+	key = breaker._key(SINGLE)
+	frappe.cache().set(key, 2)
+	job = frappe._dict(sync_job_type=SINGLE)
+	breaker.record_run(job, failed=False)
+	frappe.db.rollback()
+	assert breaker.consecutive_failures(SINGLE) == 2
+	breaker.record_run(job, failed=False)
+	frappe.db.commit()
+	assert breaker.consecutive_failures(SINGLE) == 0

@@ -1,14 +1,18 @@
-"""What follows a commit: free the slots of jobs that stopped holding them, then dispatch.
+"""What follows a commit: tell Desk, free the slots of jobs that stopped holding them, then dispatch.
 
 One callback per transaction gathers every request, so a request that cancels 1,000 jobs frees
-1,000 slots in one pass instead of nesting 1,000 commits. It never raises into the committing
-caller: errors go to the Error Log, and Redis being down only delays jobs until maintenance runs.
+1,000 slots in one pass instead of nesting 1,000 commits, and a job's Redis work after its commit
+(realtime messages, slots) takes two round trips, not one per message and key. It
+never raises into the committing caller: errors go to the Error Log, and Redis being down only
+delays jobs until maintenance runs.
 """
 
 import contextlib
 
 import frappe
 import redis
+from frappe.realtime import get_doc_room, get_doctype_room
+from frappe.utils.background_jobs import get_redis_connection_without_auth
 from rq.timeouts import JobTimeoutException
 
 from sync_tweaks.backfill import rollup
@@ -27,23 +31,53 @@ def request(keys=(), release=(), parents=(), backfills=()):
 	`parents` have all their children done (`fanout`), then fold the roll-ups of `backfills`
 	(inside a worker at most once a second each, and once more when its RQ job ends). Nothing
 	happens on rollback."""
+	pending = _pending()
+	pending["dispatch"] = True
+	pending["keys"].update(key for key in keys if key)
+	pending["release"].update((key, holder) for key, holder in release if key)
+	pending["parents"].update(parent for parent in parents if parent)
+	pending["backfills"].update(backfill for backfill in backfills if backfill)
+
+
+def announce(event: str, message: dict, doctype: str, docname: str | None = None):
+	"""After commit, send Desk `event` for the form of `doctype` `docname` (for the list views of
+	`doctype` when `docname` is None and `event` is "list_update"), as Frappe's
+	`publish_realtime(..., after_commit=True)` would."""
+	room = get_doc_room(doctype, docname) if docname else get_doctype_room(doctype)
+	messages = _pending()["announce"]
+	if (event, message, room) not in messages:
+		messages.append((event, message, room))
+
+
+def refresh_slot(key: str, holder: str, timeout: int | None):
+	"""After commit, extend the slot's lifetime if `holder` still holds it (`slots.refresh`)."""
+	_pending()["refresh"].add((key, holder, timeout))
+
+
+def delete_key(key: str):
+	"""After commit, delete the Redis key `key` (as made by `frappe.cache().make_key`)."""
+	_pending()["delete"].add(key)
+
+
+def _pending() -> dict:
 	pending = frappe.flags.get(PENDING)
 	if pending is None:
 		pending = frappe.flags[PENDING] = {
+			"dispatch": False,
 			"keys": set(),
 			"release": set(),
 			"parents": set(),
 			"backfills": set(),
+			"announce": [],
+			"refresh": set(),
+			"delete": set(),
 		}
 		frappe.db.after_commit.add(run)
 		frappe.db.after_rollback.add(forget)
 		# Frappe's commit drops rollback callbacks before it runs before_commit: should the commit
 		# fail, the rollback that follows must still forget this request
 		frappe.db.before_commit.add(_forget_on_rollback)
-	pending["keys"].update(key for key in keys if key)
-	pending["release"].update((key, holder) for key, holder in release if key)
-	pending["parents"].update(parent for parent in parents if parent)
-	pending["backfills"].update(backfill for backfill in backfills if backfill)
+	return pending
 
 
 def forget():
@@ -65,8 +99,10 @@ def run():
 			pending = frappe.flags.pop(PENDING, None)
 			if pending is None:
 				break
-			_release(pending["release"])
+			_send(pending)
 			keys = pending["keys"] | {key for key, _ in pending["release"]}
+			if not (pending["dispatch"] or keys):
+				continue
 			held = frappe.flags.get(HELD)
 			if held is not None:
 				# a key's next job goes at once (an idle worker may take it); the fill pass once per group
@@ -142,9 +178,25 @@ def flush():
 		frappe.db.commit()
 
 
-def _release(pairs):
-	for key, holder in pairs:
-		try:
-			slots.release(key, holder)
-		except redis.exceptions.RedisError:
-			return  # the slots expire on their own; their TTL bounds the wait
+def _send(pending: dict):
+	"""The transaction's Redis work, in one round trip to the cache (slots, keys) and one to the
+	queue's Redis (realtime). On a Redis error slots expire by their TTL, the breaker's count is
+	advisory, and a realtime message is lost as Frappe's own would be."""
+	with contextlib.suppress(redis.exceptions.RedisError):
+		if pending["refresh"] or pending["release"] or pending["delete"]:
+			pipe = frappe.cache().pipeline(transaction=False)
+			for key, holder, timeout in pending["refresh"]:
+				slots.refresh_in(pipe, key, holder, timeout)
+			for key, holder in pending["release"]:
+				slots.release_in(pipe, key, holder)
+			if pending["delete"]:
+				pipe.delete(*pending["delete"])
+			pipe.execute()
+	with contextlib.suppress(redis.exceptions.RedisError):
+		if pending["announce"]:
+			pipe = get_redis_connection_without_auth().pipeline(transaction=False)
+			for event, message, room in pending["announce"]:
+				# the message Frappe's emit_via_redis sends
+				envelope = {"event": event, "message": message, "room": room, "namespace": frappe.local.site}
+				pipe.publish("events", frappe.as_json(envelope))
+			pipe.execute()

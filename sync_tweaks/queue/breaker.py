@@ -10,13 +10,13 @@ import redis
 
 def record_run(job, failed: bool):
 	"""Count one ended run of `job`'s type; pause the type when its threshold is reached."""
-	key = _key(job.sync_job_type)
-	cache = frappe.cache()
+	if not failed:
+		from sync_tweaks.queue import after_commit  # after_commit -> dispatcher -> states -> here
+
+		after_commit.delete_key(_key(job.sync_job_type))  # once the run's outcome is committed
+		return
 	try:
-		if not failed:
-			cache.delete(key)
-			return
-		count = cache.incr(key)
+		count = frappe.cache().incr(_key(job.sync_job_type))
 	except redis.exceptions.RedisError:
 		return  # the breaker is advisory: a Redis outage must not change how the job ends
 	threshold = _threshold(job.sync_job_type)

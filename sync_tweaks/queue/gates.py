@@ -150,7 +150,8 @@ def refusal(job, job_type, now: float) -> tuple[str | None, float]:
 
 	A rate limit takes its token here, at the epoch the claim stamps as `started_at`. Only in the
 	waker, which takes jobs just before their token frees, the claim waits up to `TOKEN_WAIT` for it."""
-	if is_paused(job.sync_job_type):
+	paused = job.flags.get("type_paused")  # read with the claimed row (`worker.load_locked`)
+	if paused if paused is not None else is_paused(job.sync_job_type):
 		return "paused", 0
 	if expired(job_type, job.creation):
 		return "expired", 0

@@ -46,9 +46,19 @@ def refresh(key: str, holder: str, timeout: int | None) -> bool:
 	return bool(_redis().eval(_REFRESH, 1, _name(key), holder, ttl(timeout)))
 
 
+def refresh_in(pipe, key: str, holder: str, timeout: int | None):
+	"""`refresh` as a command of the pipeline `pipe`."""
+	pipe.eval(_REFRESH, 1, _name(key), holder, ttl(timeout))
+
+
 def release(key: str, holder: str) -> bool:
 	"""Free the slot if `holder` holds it."""
 	return bool(_redis().eval(_RELEASE, 1, _name(key), holder))
+
+
+def release_in(pipe, key: str, holder: str):
+	"""`release` as a command of the pipeline `pipe`."""
+	pipe.eval(_RELEASE, 1, _name(key), holder)
 
 
 def holder(key: str) -> str | None:

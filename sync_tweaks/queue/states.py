@@ -16,7 +16,7 @@ from sync_tweaks.backfill import states as backfill_states
 from sync_tweaks.engine.signature import error_signature
 from sync_tweaks.engine.status import ACTIVE, SETTLED, S, can_transition, is_done
 from sync_tweaks.exceptions import SyncJobTransitionError
-from sync_tweaks.queue import after_commit, breaker, clock, lines, ratelimit, retry, slots
+from sync_tweaks.queue import after_commit, breaker, clock, lines, ratelimit, retry
 
 REALTIME_EVENT = "sync_job_status"
 CHILDREN_EVENT = "sync_job_children"
@@ -118,7 +118,7 @@ def mark_started(job, user: str | None = None, at: float | None = None):
 	frappe.clear_document_cache("Sync Job", job.name)
 	publish(job, list_update=True)
 	if job.concurrency_key:
-		slots.refresh(job.concurrency_key, job.name, job.timeout)
+		after_commit.refresh_slot(job.concurrency_key, job.name, job.timeout)
 
 
 def mark_done(job, status: S, **fields):
@@ -211,9 +211,7 @@ def cancel_many(names: list[str], reason: str | None = None) -> int:
 		parents.append(row.parent_sync_job)
 		backfills.append(row.sync_backfill)
 		publish(row)
-	frappe.publish_realtime(
-		"list_update", {"doctype": "Sync Job", "user": frappe.session.user}, after_commit=True
-	)
+	after_commit.announce("list_update", {"doctype": "Sync Job", "user": frappe.session.user}, "Sync Job")
 	after_commit.request(keys=keys, release=release, parents=parents, backfills=backfills)
 	return len(rows)
 
@@ -311,27 +309,23 @@ def _followups(job, before) -> dict:
 def publish(job, list_update: bool = False):
 	"""Tell open forms (and with `list_update`, list views) that the job moved; forms follow
 	`sync_job_status`, so Frappe's `doc_update` is not sent."""
-	frappe.publish_realtime(
+	after_commit.announce(
 		REALTIME_EVENT,
 		{"name": job.name, "status": job.status, "sync_job_type": job.get("sync_job_type")},
-		doctype="Sync Job",
-		docname=job.name,
-		after_commit=True,
+		"Sync Job",
+		job.name,
 	)
 	if job.get("parent_sync_job"):
 		# the parent's form shows its children's progress
-		frappe.publish_realtime(
+		after_commit.announce(
 			CHILDREN_EVENT,
 			{"name": job.parent_sync_job, "child": job.name, "status": job.status},
-			doctype="Sync Job",
-			docname=job.parent_sync_job,
-			after_commit=True,
+			"Sync Job",
+			job.parent_sync_job,
 		)
 	if list_update:
-		frappe.publish_realtime(
-			"list_update",
-			{"doctype": "Sync Job", "name": job.name, "user": frappe.session.user},
-			after_commit=True,
+		after_commit.announce(
+			"list_update", {"doctype": "Sync Job", "name": job.name, "user": frappe.session.user}, "Sync Job"
 		)
 
 

@@ -225,11 +225,19 @@ def load_locked(name: str):
 		except frappe.DoesNotExistError:
 			frappe.clear_last_message()
 			return None
-	rows = frappe.db.sql("select * from `tabSync Job` where name=%s for update", name, as_dict=True)
+	rows = frappe.db.sql(
+		# the type's pause rides along: a plain read in a fresh snapshot, which locks nothing
+		"""select *, (select paused from `tabSync Job Type` t where t.name=j.sync_job_type) as type_paused
+		from `tabSync Job` j where j.name=%s for update""",
+		name,
+		as_dict=True,
+	)
 	if not rows:
 		return None
+	paused = rows[0].pop("type_paused")
 	job = frappe.get_doc({**rows[0], "doctype": "Sync Job"})
 	job.flags.for_update = True  # as get_doc sets it: a controller's job.reload() locks the row too
+	job.flags.type_paused = bool(paused)
 	return job
 
 

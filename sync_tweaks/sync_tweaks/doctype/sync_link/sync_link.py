@@ -15,6 +15,8 @@ import frappe
 from frappe.model.document import Document
 from frappe.utils import now
 
+from sync_tweaks.queue import after_commit
+
 # the cache of doctypes that have links at all: forms of every other doctype pay nothing
 LINKED_DOCTYPES_KEY = "sync_tweaks_linked_doctypes"
 LINEAGE_EVENT = "sync_lineage"
@@ -187,13 +189,7 @@ def _announce(job):
 		(job.target_document_type, job.target_document_name),
 	):
 		if doctype and name:
-			frappe.publish_realtime(
-				LINEAGE_EVENT,
-				{"doctype": doctype, "name": name},
-				doctype=doctype,
-				docname=name,
-				after_commit=True,
-			)
+			after_commit.announce(LINEAGE_EVENT, {"doctype": doctype, "name": name}, doctype, name)
 
 
 def forget_linked_doctypes():
