@@ -332,18 +332,18 @@ def test_a_job_too_long_for_the_room_left_does_not_stop_a_drain_that_shorter_job
 def test_an_exception_escaping_a_claim_leaves_the_job_queued_and_desk_untold(site_conf, monkeypatch):
 	"""RQ's own alarm (or any error) escaping B's claim after its UPDATE: the batch ends, B stays
 	Queued (maintenance puts it back in line) and Desk was not told it Started."""
-	from sync_tweaks.queue import slots
+	from sync_tweaks.queue import after_commit
 	from tests.utils import realtime_statuses
 
 	a, b, delivery = _batch_of_two(site_conf, monkeypatch)
-	real_refresh = slots.refresh
+	real_refresh = after_commit.refresh_slot
 
 	def alarm_during_bs_claim(key, holder, timeout):
-		if holder == b:
+		if holder == b:  # the last step of B's Started mark, before the claim commits
 			raise JobTimeoutException("Task exceeded maximum timeout value")
 		return real_refresh(key, holder, timeout)
 
-	monkeypatch.setattr(slots, "refresh", alarm_during_bs_claim)
+	monkeypatch.setattr(after_commit, "refresh_slot", alarm_during_bs_claim)
 	with realtime_statuses() as seen:
 		with pytest.raises(JobTimeoutException):
 			worker.run_batch([a, b], delivery)

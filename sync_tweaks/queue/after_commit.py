@@ -50,7 +50,7 @@ def announce(event: str, message: dict, doctype: str, docname: str | None = None
 
 
 def refresh_slot(key: str, holder: str, timeout: int | None):
-	"""After commit, extend the slot's lifetime if `holder` still holds it (`slots.refresh`)."""
+	"""After commit, extend the slot's lifetime if `holder` still holds it (`slots.refresh_in`)."""
 	_pending()["refresh"].add((key, holder, timeout))
 
 

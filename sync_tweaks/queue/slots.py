@@ -41,13 +41,8 @@ def acquire_many(claims: list[tuple[str, str, int | None]]) -> list[int]:
 	return [int(result) for result in pipe.execute()]
 
 
-def refresh(key: str, holder: str, timeout: int | None) -> bool:
-	"""Extend the slot's lifetime if `holder` still holds it."""
-	return bool(_redis().eval(_REFRESH, 1, _name(key), holder, ttl(timeout)))
-
-
 def refresh_in(pipe, key: str, holder: str, timeout: int | None):
-	"""`refresh` as a command of the pipeline `pipe`."""
+	"""Extend the slot's lifetime if `holder` still holds it, as a command of the pipeline `pipe`."""
 	pipe.eval(_REFRESH, 1, _name(key), holder, ttl(timeout))
 
 

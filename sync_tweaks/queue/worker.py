@@ -210,7 +210,7 @@ def claim(name: str, delivery: str | None):
 	try:
 		states.mark_started(job, user=job.flags.run_as, at=at)
 	except redis.exceptions.RedisError:
-		pass  # the slot's TTL still covers the job's timeout
+		pass  # a cached copy it could not clear: the Started row is what counts
 	frappe.db.commit()
 	return job
 
