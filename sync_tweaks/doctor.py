@@ -341,9 +341,9 @@ def _queues_of(sync_job_type: str | None, *statuses: S) -> set[str]:
 
 
 def _queue_is_full(queue: str) -> bool:
-	"""Backpressure: a queue at its capacity (`sync_job_max_queued`, in drain mode a batch per
-	worker) keeps its jobs Waiting on purpose."""
-	return dispatcher.room_left(queue) <= 0
+	"""Backpressure: a queue near its capacity (`sync_job_max_queued`, in drain mode a batch per
+	worker and one more) keeps its jobs Waiting on purpose: the fill pass tops up whole batches."""
+	return dispatcher.room_left(queue) < min(dispatcher.batch_size(), dispatcher.max_queued())
 
 
 def _job_filters(sync_job_type: str | None, **filters) -> dict:

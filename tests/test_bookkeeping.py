@@ -281,3 +281,27 @@ def test_a_success_resets_the_circuit_breaker_only_once_committed(monkeypatch):
 	breaker.record_run(job, failed=False)
 	frappe.db.commit()
 	assert breaker.consecutive_failures(SINGLE) == 0
+
+
+def test_a_rollback_after_the_dispatch_commit_keeps_what_that_commit_asked_for():
+	"""After commit, the dispatch commits and a parent's check then rolls back (its children are not
+	all done): the dispatch's own after-commit work (Desk hearing its job Queued) still happens."""
+	from sync_tweaks.queue import after_commit
+	from sync_tweaks.utils.sync_job import enqueue_sync_job
+
+	box = {}
+
+	def enqueue():
+		box["name"] = enqueue_sync_job(SINGLE, source_doc=make_source()).name
+		after_commit.request(parents=["no-such-parent"])  # the path of a parent with open children
+		frappe.db.commit()
+
+	sent = _events_while(enqueue)
+	assert frappe.db.get_value("Sync Job", box["name"], "status") == "Queued"
+	queued = [
+		e
+		for e in sent
+		if e["event"] == "sync_job_status"
+		and e["message"] == {**e["message"], "name": box["name"], "status": "Queued"}
+	]
+	assert len(queued) == 1, sent

@@ -180,3 +180,42 @@ def test_take_for_drain_takes_each_ready_job_once_and_types_take_turns(site_conf
 	assert not dispatcher.take_for_drain("drain-c", queue, 4, 10, types), (
 		"nothing fits in 10 s (timeouts of 300 s)"
 	)
+
+
+def test_rows_whose_push_failed_do_not_keep_the_drain_capacity_full(site_conf, monkeypatch):
+	"""Drain mode's capacity is small (a batch per worker and one more): Queued rows whose push to RQ
+	failed (a Redis blip) stop counting once past their push deadline while RQ holds nothing, so a
+	new job still reaches the idle workers instead of waiting for maintenance."""
+	import redis
+
+	from sync_tweaks.queue import states
+
+	site_conf(sync_job_batch_size=3, sync_job_max_queued=200, sync_job_drain_seconds=10)
+	monkeypatch.setattr(states, "PUSH_GRACE_SECONDS", 0)
+
+	def blip(*args, **kwargs):
+		raise redis.exceptions.ConnectionError("blip")
+
+	with monkeypatch.context() as patched:
+		patched.setattr(frappe, "enqueue", blip)
+		stale = [enqueue_sync_job(SLOW, source_doc=make_source()).name for _ in range(6)]
+		frappe.db.commit()
+	assert list(statuses(stale).values()).count("Queued") >= 4, "pushed nowhere"
+	time.sleep(0.05)  # past their push deadline
+	new = enqueue_sync_job(SLOW, source_doc=make_source()).name
+	frappe.db.commit()
+	assert statuses([new]) == {new: "Queued"}
+
+
+def test_the_worker_count_behind_the_capacity_is_read_fresh(site_conf, monkeypatch):
+	"""The cached worker count expires for this process too: workers started since the last count
+	raise the drain capacity within the cache's few seconds, not when the process ends."""
+	from sync_tweaks.queue import workers as live
+
+	site_conf(sync_job_batch_size=3, sync_job_max_queued=200, sync_job_drain_seconds=10)
+	name = "sync_tweaks:workers:default"
+	frappe.cache().set_value(name, 1, expires_in_sec=10)  # as another process's dispatch left it
+	assert dispatcher.capacity("default") == 6
+	frappe.cache().delete(frappe.cache().make_key(name))  # its 10 s are over
+	monkeypatch.setattr(live, "count", lambda queue: 4)  # 3 workers started since
+	assert dispatcher.capacity("default") == 15

@@ -90,16 +90,26 @@ def _forget_on_rollback():
 
 def run():
 	"""The after-commit callback."""
-	if frappe.flags.get(RUNNING):
-		return  # a commit inside the loop below: the loop picks the new requests up
-	frappe.flags[RUNNING] = True
+	committed = frappe.flags.get(RUNNING)
+	if committed is not None:
+		# a commit inside the loop below: the loop takes its requests, out of reach of a later
+		# rollback (a parent's check) that runs the forget this commit left behind; Desk hears the
+		# jobs it queued now, before their push to RQ (registered after this callback) runs
+		_take_committed(committed)
+		if committed:
+			_send(committed[-1])
+			committed[-1]["sent"] = True
+		return
+	committed = frappe.flags[RUNNING] = []
 	try:
 		callers_error = run_callers_callbacks()
+		_take_committed(committed)
 		for _ in range(MAX_ROUNDS):
-			pending = frappe.flags.pop(PENDING, None)
-			if pending is None:
+			if not committed:
 				break
-			_send(pending)
+			pending = committed.pop(0)
+			if not pending.get("sent"):
+				_send(pending)
 			keys = pending["keys"] | {key for key, _ in pending["release"]}
 			if not (pending["dispatch"] or keys):
 				continue
@@ -129,6 +139,12 @@ def run():
 		forget()
 	if callers_error:
 		raise callers_error
+
+
+def _take_committed(committed: list):
+	pending = frappe.flags.pop(PENDING, None)
+	if pending is not None:
+		committed.append(pending)
 
 
 def run_callers_callbacks() -> Exception | None:

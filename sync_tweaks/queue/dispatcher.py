@@ -13,7 +13,7 @@ from functools import partial
 import frappe
 import redis
 from frappe import _
-from frappe.utils.background_jobs import get_queues_timeout
+from frappe.utils.background_jobs import get_queue, get_queues_timeout
 
 from sync_tweaks.engine.status import S
 from sync_tweaks.queue import clock, gates, lines, slots, states, timeouts, workers
@@ -261,7 +261,7 @@ def capacity(queue: str) -> int:
 	ready jobs straight from the database, so RQ only needs a batch for each worker that gets free;
 	more would each start a fresh work horse for one batch at the end of a backlog instead of being
 	drained. Queued counts the groups drains hold in hand too."""
-	if not drain_seconds():
+	if not drain_seconds() or queue not in get_queues_timeout():
 		return max_queued()
 	return min(max_queued(), (max(worker_count(queue), 1) + 1) * batch_size())
 
@@ -277,7 +277,7 @@ def idle_workers(queue: str, room: int | None = None) -> int:
 def worker_count(queue: str) -> int:
 	"""How many live RQ workers listen on `queue`, cached for a few seconds."""
 	cache_key = f"sync_tweaks:workers:{queue}"
-	count = frappe.cache().get_value(cache_key)
+	count = frappe.cache().get_value(cache_key, expires=True)  # not kept for the process's life
 	if not count:
 		count = workers.count(queue)
 		if count:  # none yet: the next dispatch looks again (workers may be starting)
@@ -310,10 +310,24 @@ def room_left(queue: str) -> int:
 
 
 def _queued(queue: str) -> int:
+	"""Sync jobs of `queue` Queued now. In drain mode, while RQ holds no RQ job of the queue, rows
+	past their push deadline are left out: they are in a running RQ job's hands or their RQ job
+	vanished (maintenance puts those back in line), and must not keep the small capacity full
+	while workers sit idle."""
+	condition = ""
+	if drain_seconds() and queue in get_queues_timeout() and not _rq_holds_jobs(queue):
+		condition = " and deadline_at >= %(now)s"
 	return frappe.db.sql(
-		"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s",
-		{"queued": S.QUEUED.value, "queue": queue},
+		f"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s{condition}",
+		{"queued": S.QUEUED.value, "queue": queue, "now": clock.now()},
 	)[0][0]
+
+
+def _rq_holds_jobs(queue: str) -> bool:
+	try:
+		return bool(len(get_queue(queue)))
+	except redis.exceptions.RedisError:
+		return True  # cannot tell: count every row
 
 
 def _take(rows: list, busy: set[str], lead: float = 0.0, paused: set[str] | None = None) -> list:
