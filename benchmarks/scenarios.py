@@ -680,7 +680,7 @@ def _waiting_jobs(sources: list[str]) -> list[str]:
 	names = []
 	for start in range(0, len(sources), 5000):
 		# no dispatch after these commits: it would queue the probe and the backlog
-		frappe.flags[after_commit.RUNNING] = True
+		frappe.flags[after_commit.RUNNING] = []  # as inside the after-commit loop: requests are held for it
 		try:
 			with contextlib.redirect_stdout(io.StringIO()):
 				names += enqueue_sync_jobs(BENCH, sources[start : start + 5000], queue_on_insert=True)

@@ -192,6 +192,7 @@ def test_rows_whose_push_failed_do_not_keep_the_drain_capacity_full(site_conf, m
 
 	site_conf(sync_job_batch_size=3, sync_job_max_queued=200, sync_job_drain_seconds=10)
 	monkeypatch.setattr(states, "PUSH_GRACE_SECONDS", 0)
+	_redis_up_long_enough_to_tell(monkeypatch)
 
 	def blip(*args, **kwargs):
 		raise redis.exceptions.ConnectionError("blip")
@@ -219,3 +220,40 @@ def test_the_worker_count_behind_the_capacity_is_read_fresh(site_conf, monkeypat
 	frappe.cache().delete(frappe.cache().make_key(name))  # its 10 s are over
 	monkeypatch.setattr(live, "count", lambda queue: 4)  # 3 workers started since
 	assert dispatcher.capacity("default") == 15
+
+
+def test_rows_a_running_rq_job_holds_count_against_the_drain_capacity_however_long_it_runs(site_conf):
+	"""A drain's group (or an RQ job's batch) of slow jobs is Queued far past its push deadline; while
+	its RQ job holds its lease those rows still count, so RQ does not get a second capacity's worth."""
+	from frappe.utils.background_jobs import get_queue
+
+	from sync_tweaks.queue import liveness, states
+
+	site_conf(sync_job_batch_size=3, sync_job_max_queued=200, sync_job_drain_seconds=10)
+	names = [enqueue_sync_job(SLOW, source_doc=make_source(), queue_on_insert=False).name for _ in range(3)]
+	frappe.db.commit()
+	for name in names:
+		job = frappe.get_doc("Sync Job", name)
+		states.mark_waiting(job)
+	frappe.db.commit()
+	frappe.db.sql("update `tabSync Job` set status='Waiting' where name in %(names)s", {"names": names})
+	states.mark_queued(names, "sync-job-in-hand", in_hand=True)
+	frappe.db.sql("update `tabSync Job` set deadline_at=1 where name in %(names)s", {"names": names})
+	frappe.db.commit()
+	get_queue("default").empty()  # the RQ jobs their first dispatch pushed: RQ holds nothing now
+	with liveness.lease("sync-job-in-hand"):
+		assert dispatcher._queued("default") >= 3, "held by a live RQ job"
+	with pytest.MonkeyPatch.context() as patched:
+		_redis_up_long_enough_to_tell(patched)
+		assert dispatcher._queued("default") == 0, "nobody holds them: their RQ job is gone"
+	frappe.db.sql("update `tabSync Job` set status='Canceled' where name in %(names)s", {"names": names})
+	frappe.db.commit()
+
+
+def _redis_up_long_enough_to_tell(monkeypatch):
+	"""A lease absent from a Redis that restarted less than a lease ago may still be renewed; the
+	suite's private Redis is that young, so let it tell."""
+	from sync_tweaks.queue import liveness
+
+	monkeypatch.setattr(liveness, "LEASE_SECONDS", 0)
+	monkeypatch.setattr(liveness, "RENEW_SECONDS", 0)

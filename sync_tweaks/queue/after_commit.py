@@ -95,24 +95,24 @@ def run():
 		# a commit inside the loop below: the loop takes its requests, out of reach of a later
 		# rollback (a parent's check) that runs the forget this commit left behind; Desk hears the
 		# jobs it queued now, before their push to RQ (registered after this callback) runs
-		_take_committed(committed)
-		if committed:
-			_send(committed[-1])
-			committed[-1]["sent"] = True
+		taken = _take_committed(committed)
+		if taken:
+			_send(taken)
+			taken["sent"] = True
 		return
 	committed = frappe.flags[RUNNING] = []
 	try:
 		callers_error = run_callers_callbacks()
 		_take_committed(committed)
-		for _ in range(MAX_ROUNDS):
-			if not committed:
-				break
+		rounds = 0
+		while committed and rounds < MAX_ROUNDS:
 			pending = committed.pop(0)
 			if not pending.get("sent"):
 				_send(pending)
 			keys = pending["keys"] | {key for key, _ in pending["release"]}
 			if not (pending["dispatch"] or keys):
-				continue
+				continue  # nothing here commits: only the rounds that may commit again count
+			rounds += 1
 			held = frappe.flags.get(HELD)
 			if held is not None:
 				# a key's next job goes at once (an idle worker may take it); the fill pass once per group
@@ -141,10 +141,11 @@ def run():
 		raise callers_error
 
 
-def _take_committed(committed: list):
+def _take_committed(committed: list) -> dict | None:
 	pending = frappe.flags.pop(PENDING, None)
 	if pending is not None:
 		committed.append(pending)
+	return pending
 
 
 def run_callers_callbacks() -> Exception | None:

@@ -16,7 +16,7 @@ from frappe import _
 from frappe.utils.background_jobs import get_queue, get_queues_timeout
 
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import clock, gates, lines, slots, states, timeouts, workers
+from sync_tweaks.queue import clock, gates, lines, liveness, slots, states, timeouts, workers
 
 RUNNER = "sync_tweaks.queue.worker.execute_sync_jobs"
 # what the selection reads of a Waiting job (`gates` needs type, creation and due_at)
@@ -260,7 +260,7 @@ def capacity(queue: str) -> int:
 	a batch per worker and one more (the fill pass tops up whole batches). A draining worker takes
 	ready jobs straight from the database, so RQ only needs a batch for each worker that gets free;
 	more would each start a fresh work horse for one batch at the end of a backlog instead of being
-	drained. Queued counts the groups drains hold in hand too."""
+	drained. Queued counts the groups running RQ jobs hold too (see `_queued`)."""
 	if not drain_seconds() or queue not in get_queues_timeout():
 		return max_queued()
 	return min(max_queued(), (max(worker_count(queue), 1) + 1) * batch_size())
@@ -311,16 +311,21 @@ def room_left(queue: str) -> int:
 
 def _queued(queue: str) -> int:
 	"""Sync jobs of `queue` Queued now. In drain mode, while RQ holds no RQ job of the queue, rows
-	past their push deadline are left out: they are in a running RQ job's hands or their RQ job
-	vanished (maintenance puts those back in line), and must not keep the small capacity full
-	while workers sit idle."""
-	condition = ""
-	if drain_seconds() and queue in get_queues_timeout() and not _rq_holds_jobs(queue):
-		condition = " and deadline_at >= %(now)s"
-	return frappe.db.sql(
-		f"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s{condition}",
-		{"queued": S.QUEUED.value, "queue": queue, "now": clock.now()},
+	past their push deadline whose RQ job holds no lease are left out: their push failed or their
+	RQ job vanished (maintenance puts them back in line), and they must not keep the small capacity
+	full while workers sit idle. Rows a running RQ job holds (its lease is live) still count."""
+	queued = frappe.db.sql(
+		"select count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s",
+		{"queued": S.QUEUED.value, "queue": queue},
 	)[0][0]
+	if not (queued and drain_seconds() and queue in get_queues_timeout()) or _rq_holds_jobs(queue):
+		return queued
+	overdue = frappe.db.sql(
+		"""select job_id, count(*) from `tabSync Job` where status=%(queued)s and queue=%(queue)s
+		and deadline_at < %(now)s group by job_id""",
+		{"queued": S.QUEUED.value, "queue": queue, "now": clock.now()},
+	)
+	return queued - sum(count for job_id, count in overdue if liveness.is_alive(job_id) is False)
 
 
 def _rq_holds_jobs(queue: str) -> bool:
