@@ -47,6 +47,35 @@ def test_an_outcome_is_stored_as_frappe_would_store_it():
 	assert frappe.get_cached_doc("Sync Job", job.name).status == "Finished"
 
 
+def _cached_status(name: str) -> str:
+	"""The job's status as `frappe.get_cached_doc` gives it to a process without a copy of its own."""
+	if isinstance(getattr(frappe.local, "cache", None), dict):
+		frappe.local.cache.clear()
+	return frappe.get_cached_doc("Sync Job", name).status
+
+
+def test_a_cached_job_follows_its_commits_and_forgets_a_rolled_back_change():
+	"""A Sync Job kept in Frappe's document cache (by a site's own code) shows every committed status
+	to other processes, although its cache deletes wait for the commit's round trip; a copy cached
+	inside a transaction that rolled back goes with it."""
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	frappe.db.commit()
+	assert _cached_status(job.name) == "Pending"
+	job.reload()
+	job.start()
+	frappe.db.commit()
+	assert _cached_status(job.name) == "Queued"
+	run_queued()
+	assert _cached_status(job.name) == "Finished"
+
+	other = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	frappe.db.commit()
+	states.cancel(frappe.get_doc("Sync Job", other.name), "changed my mind")
+	assert frappe.get_cached_doc("Sync Job", other.name).status == "Canceled"  # cached, uncommitted
+	frappe.db.rollback()
+	assert _cached_status(other.name) == "Pending"
+
+
 def test_a_dispatch_pass_counts_the_heads_it_took_against_the_queue_cap(site_conf, monkeypatch):
 	"""RQ never holds more than `sync_job_max_queued` sync jobs of a queue: when a pass queues the
 	head of a freed line, the fill pass that follows has that much less room."""

@@ -10,7 +10,6 @@ import os
 import time
 
 import frappe
-import redis
 import rq
 from frappe import _
 from rq.timeouts import JobTimeoutException
@@ -207,10 +206,7 @@ def claim(name: str, delivery: str | None):
 		frappe.db.commit()
 		return None
 	job.flags.run_as = run_as_user(job, job_type)
-	try:
-		states.mark_started(job, user=job.flags.run_as, at=at)
-	except redis.exceptions.RedisError:
-		pass  # a cached copy it could not clear: the Started row is what counts
+	states.mark_started(job, user=job.flags.run_as, at=at)
 	frappe.db.commit()
 	return job
 
