@@ -123,8 +123,9 @@ def _upsert(job, **fields):
 			{**fields, "modified": now(), "name": name},
 		)
 	else:
-		# one multi-row insert of one row: a Document insert would cost every first sync of a pair
-		# its validation and hooks, for a record only this module writes
+		# one plain INSERT: a Document insert would cost every first sync of a pair its validation
+		# and hooks, for a record only this module writes (and the query builder's bulk insert
+		# costs it more than the statement itself)
 		stamp, user = now(), frappe.session.user
 		row = {
 			"name": name,
@@ -141,7 +142,11 @@ def _upsert(job, **fields):
 			"target_document_name": job.target_document_name,
 			**fields,
 		}
-		frappe.db.bulk_insert("Sync Link", list(row), [list(row.values())])
+		columns = ", ".join(f"`{column}`" for column in row)
+		frappe.db.sql(
+			f"insert into `tabSync Link` ({columns}) values ({', '.join(['%s'] * len(row))})",
+			list(row.values()),
+		)
 		known = linked_doctypes()
 		if job.source_document_type not in known or job.target_document_type not in known:
 			# now, and again after commit: a process may refill the cache before this row is visible
