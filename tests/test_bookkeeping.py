@@ -56,7 +56,7 @@ def _cached_status(name: str) -> str:
 
 def test_a_cached_job_follows_its_commits_and_forgets_a_rolled_back_change():
 	"""A Sync Job kept in Frappe's document cache (by a site's own code) shows every committed status
-	to other processes, although its cache deletes wait for the commit's round trip; a copy cached
+	to other processes (Frappe deletes its copy at once, and again after the commit or rollback); a copy cached
 	inside a transaction that rolled back goes with it."""
 	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
 	frappe.db.commit()

@@ -2,7 +2,7 @@
 
 One callback per transaction gathers every request, so a request that cancels 1,000 jobs frees
 1,000 slots in one pass instead of nesting 1,000 commits, and a job's Redis work after its commit
-(realtime messages, slots, document-cache deletes) takes two round trips, not one per message and key. It
+(realtime messages, slots) takes two round trips, not one per message and key. It
 never raises into the committing caller: errors go to the Error Log, and Redis being down only
 delays jobs until maintenance runs.
 """
@@ -59,20 +59,6 @@ def delete_key(key: str):
 	_pending()["delete"].add(key)
 
 
-def uncache(doctype: str, name: str):
-	"""`frappe.clear_document_cache(doctype, name)` in this transaction's after-commit round trip:
-	the process's copy goes now, Redis's after the commit, or after a rollback (a read inside the
-	transaction may have cached what was rolled back). Until then other processes read the copy of
-	the committed row, as they read the row itself."""
-	key_of = getattr(frappe, "get_document_cache_key", None)
-	if key_of is None:  # a Frappe that keeps documents its own way
-		frappe.clear_document_cache(doctype, name)
-		return
-	key = frappe.cache().make_key(key_of(doctype, name))
-	frappe.local.cache.pop(key, None)
-	_pending()["uncache"].add(key)
-
-
 def _pending() -> dict:
 	pending = frappe.flags.get(PENDING)
 	if pending is None:
@@ -85,7 +71,6 @@ def _pending() -> dict:
 			"announce": [],
 			"refresh": set(),
 			"delete": set(),
-			"uncache": set(),
 		}
 		frappe.db.after_commit.add(run)
 		frappe.db.after_rollback.add(forget)
@@ -96,10 +81,7 @@ def _pending() -> dict:
 
 
 def forget():
-	pending = frappe.flags.pop(PENDING, None)
-	if pending and pending["uncache"]:
-		with contextlib.suppress(redis.exceptions.RedisError):
-			frappe.cache().delete_value(list(pending["uncache"]), make_keys=False)
+	frappe.flags.pop(PENDING, None)
 
 
 def _forget_on_rollback():
@@ -218,15 +200,14 @@ def _send(pending: dict):
 	queue's Redis (realtime). On a Redis error slots expire by their TTL, the breaker's count is
 	advisory, and a realtime message is lost as Frappe's own would be."""
 	with contextlib.suppress(redis.exceptions.RedisError):
-		deletes = pending["delete"] | pending["uncache"]
-		if pending["refresh"] or pending["release"] or deletes:
+		if pending["refresh"] or pending["release"] or pending["delete"]:
 			pipe = frappe.cache().pipeline(transaction=False)
 			for key, holder, timeout in pending["refresh"]:
 				slots.refresh_in(pipe, key, holder, timeout)
 			for key, holder in pending["release"]:
 				slots.release_in(pipe, key, holder)
-			if deletes:
-				pipe.delete(*deletes)
+			if pending["delete"]:
+				pipe.delete(*pending["delete"])
 			pipe.execute()
 	with contextlib.suppress(redis.exceptions.RedisError):
 		if pending["announce"]:

@@ -85,7 +85,7 @@ def mark_queued(names: list[str], job_id: str | None, in_hand: bool = False):
 		},
 	)
 	for name in [] if in_hand else names:
-		after_commit.uncache("Sync Job", name)
+		frappe.clear_document_cache("Sync Job", name)
 		publish(frappe._dict(name=name, status=S.QUEUED.value), list_update=True)
 
 
@@ -115,7 +115,7 @@ def mark_started(job, user: str | None = None, at: float | None = None):
 	assignments = ", ".join(f"`{field}`=%({field})s" for field in fields)
 	frappe.db.sql(f"update `tabSync Job` set {assignments} where name=%(name)s", {**fields, "name": job.name})
 	job.update(fields)
-	after_commit.uncache("Sync Job", job.name)
+	frappe.clear_document_cache("Sync Job", job.name)
 	publish(job, list_update=True)
 	if job.concurrency_key:
 		after_commit.refresh_slot(job.concurrency_key, job.name, job.timeout)
@@ -202,7 +202,7 @@ def cancel_many(names: list[str], reason: str | None = None) -> int:
 	)
 	keys, release, parents, backfills = [], [], [], []
 	for row in rows:
-		after_commit.uncache("Sync Job", row.name)
+		frappe.clear_document_cache("Sync Job", row.name)
 		before = frappe._dict(status=row.status, next_in_key=0, due_at=row.due_at)
 		row.status = S.CANCELED.value
 		followups = _followups(row, before)
@@ -276,7 +276,7 @@ def _store(job, fields: dict):
 		f"update `tabSync Job` set {assignments} where name=%(name)s",
 		{**{field: _column_value(value) for field, value in values.items()}, "name": job.name},
 	)
-	after_commit.uncache("Sync Job", job.name)
+	frappe.clear_document_cache("Sync Job", job.name)
 	job.run_method("on_change")
 
 

@@ -10,6 +10,7 @@ import os
 import time
 
 import frappe
+import redis
 import rq
 from frappe import _
 from rq.timeouts import JobTimeoutException
@@ -206,7 +207,10 @@ def claim(name: str, delivery: str | None):
 		frappe.db.commit()
 		return None
 	job.flags.run_as = run_as_user(job, job_type)
-	states.mark_started(job, user=job.flags.run_as, at=at)
+	try:
+		states.mark_started(job, user=job.flags.run_as, at=at)
+	except redis.exceptions.RedisError:
+		pass  # a cached copy it could not clear: the Started row is what counts
 	frappe.db.commit()
 	return job
 
