@@ -31,6 +31,56 @@ def test_a_nested_scope_drops_its_after_commit_work_and_keeps_the_outer(emitted)
 	assert frappe.flags.get(after_commit.PENDING) is None, "no dispatch request left without its callback"
 
 
+@pytest.fixture
+def keys():
+	"""Two Redis keys that exist, named as `after_commit.delete_key` expects; removed at the end."""
+	cache = frappe.cache()
+	names = [cache.make_key(f"sync_tweaks_contract_{i}") for i in range(2)]
+	for name in names:
+		cache.set(name, 1, ex=60)
+	frappe.db.commit()
+	yield names
+	cache.delete(*names)
+
+
+def _exists(key) -> bool:
+	return frappe.cache().get(key) is not None  # the raw GET: `exists` would prefix the key again
+
+
+def test_a_nested_scope_neither_runs_nor_steals_the_outer_requests(keys):
+	outer, inner = keys
+	after_commit.delete_key(outer)
+	with transactions.nested_callbacks("contract_requests"):
+		after_commit.delete_key(inner)  # e.g. a dry-run hook that frees a slot, then rolled back
+	frappe.db.commit()
+	assert not _exists(outer), "the transaction's own request ran after its commit"
+	assert _exists(inner), "the rolled-back scope's request did not"
+
+
+def test_a_rollback_in_the_callers_after_commit_callback_keeps_the_committed_requests(keys):
+	after_commit.delete_key(keys[0])
+	frappe.db.after_commit.add(frappe.db.rollback)  # the caller's, queued after ours
+	frappe.db.commit()
+	assert not _exists(keys[0])
+
+
+def test_a_commit_refused_by_a_callers_before_commit_leaves_nothing_for_the_next_transaction(keys):
+	doomed, later = keys
+
+	def refuse():
+		raise frappe.ValidationError("refused")
+
+	frappe.db.before_commit.add(refuse)  # runs before ours: Frappe already dropped the rollbacks
+	after_commit.delete_key(doomed)
+	with pytest.raises(frappe.ValidationError):
+		frappe.db.commit()
+	frappe.db.rollback()
+	after_commit.delete_key(later)
+	frappe.db.commit()
+	assert not _exists(later), "the next transaction's request ran after its commit"
+	assert _exists(doomed), "the rolled-back transaction's did not"
+
+
 def test_a_nested_scope_rolls_back_its_writes():
 	frappe.db.commit()
 	with transactions.nested_callbacks("contract_writes"):

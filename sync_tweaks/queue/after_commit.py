@@ -61,6 +61,10 @@ def delete_key(key: str):
 
 def _pending() -> dict:
 	pending = frappe.flags.get(PENDING)
+	if pending is not None and not _registered(frappe.db.after_commit, run):
+		# left behind by a transaction whose commit failed in a caller's before_commit (before ours
+		# could arm the forget) and that was then rolled back: its requests died with it
+		pending = None
 	if pending is None:
 		pending = frappe.flags[PENDING] = {
 			"dispatch": False,
@@ -80,8 +84,28 @@ def _pending() -> dict:
 	return pending
 
 
+def _registered(callbacks, function) -> bool:
+	"""Whether `function` waits in Frappe's CallbackManager `callbacks` (which has no public query;
+	when its deque is not there, assume it waits rather than drop requests)."""
+	functions = getattr(callbacks, "_functions", None)
+	return functions is None or function in functions
+
+
 def forget():
 	frappe.flags.pop(PENDING, None)
+
+
+@contextlib.contextmanager
+def set_aside():
+	"""The block's requests are its own: the transaction's earlier ones are out of its reach, and
+	what it requested is dropped when it ends (a savepoint rolled back as if a transaction)."""
+	outer = frappe.flags.pop(PENDING, None)
+	try:
+		yield
+	finally:
+		forget()
+		if outer is not None:
+			frappe.flags[PENDING] = outer
 
 
 def _forget_on_rollback():
@@ -101,9 +125,11 @@ def run():
 			taken["sent"] = True
 		return
 	committed = frappe.flags[RUNNING] = []
+	# taken before the caller's callbacks run: a rollback in one of them runs our forget
+	_take_committed(committed)
 	try:
 		callers_error = run_callers_callbacks()
-		_take_committed(committed)
+		_take_committed(committed)  # what they requested and committed, or left for this commit
 		rounds = 0
 		while committed and rounds < MAX_ROUNDS:
 			pending = committed.pop(0)

@@ -3,8 +3,8 @@
 - `no_commits`: a controller that commits fails its job (not retried: a code bug), even if it
   swallows the error.
 - `nested_callbacks`: a dry-run hook runs as if in a nested transaction; when its savepoint is rolled
-  back, its after-rollback callbacks run and its after-commit callbacks are dropped, leaving the
-  job's own (realtime, dispatch) intact.
+  back, its after-rollback callbacks run and its after-commit callbacks and requests are dropped,
+  leaving the job's own (realtime, dispatch) intact.
 - `rollback`: roll back, reconnecting when a signal broke the connection mid-statement.
 - `hand_over_before_save`: give `db_set` the copy of the row the worker holds locked, instead of the
   re-read it makes for "value changed" notifications (Frappe has no public way to do this).
@@ -69,15 +69,16 @@ def nested_callbacks(savepoint: str):
 	guard = getattr(frappe.local, "sync_tweaks_commit_guard", None)
 	if guard and guard.active:
 		guard.arm()  # a commit stays refused inside
-	db.savepoint(savepoint)
-	try:
-		yield
-	finally:
-		inner_rollback = db.after_rollback
-		for name in CALLBACKS:
-			setattr(db, name, outer[name])
-		db.rollback(save_point=savepoint)
-		inner_rollback.run()
+	with after_commit.set_aside():  # until the block's own rollback callbacks have run
+		db.savepoint(savepoint)
+		try:
+			yield
+		finally:
+			inner_rollback = db.after_rollback
+			for name in CALLBACKS:
+				setattr(db, name, outer[name])
+			db.rollback(save_point=savepoint)
+			inner_rollback.run()
 
 
 def rollback():

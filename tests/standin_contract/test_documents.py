@@ -377,6 +377,9 @@ def test_cache_keys_are_site_prefixed():
 	frappe.cache.set_value(key, {"a": 1}, expires_in_sec=30)
 	assert frappe.cache().get_value(key) == {"a": 1}
 	assert 0 < frappe.cache.ttl(frappe.cache.make_key(key)) <= 30
+	assert frappe.cache.exists(key) and not frappe.cache.exists(frappe.cache.make_key(key)), (
+		"exists prefixes the names it is given, as Frappe's does"
+	)
 	frappe.cache.delete_value(key)
 	assert frappe.cache.get_value(key) is None
 	assert now_datetime() > add_to_date(now_datetime(), minutes=-1)

@@ -24,6 +24,13 @@ class RedisWrapper(redis.Redis):
 			key = f"user:{user}:{key}"
 		return f"{frappe.conf.db_name}|{key}".encode()
 
+	def exists(self, *names, user=None, shared=None):
+		"""Like Frappe's: the names are prefixed (a made key is prefixed twice)."""
+		try:
+			return super().exists(*(self.make_key(name, user=user, shared=shared) for name in names))
+		except ConnectionError:
+			return False
+
 	def _local(self):
 		if not hasattr(frappe.local, "cache"):
 			frappe.local.cache = {}
