@@ -19,7 +19,7 @@ from sync_tweaks.engine.request import RequestError, parse_operation
 from sync_tweaks.engine.shapes import Shape
 from sync_tweaks.engine.status import FINISHED_HOOK, S
 from sync_tweaks.exceptions import SyncControllerError
-from sync_tweaks.queue.transactions import nested_callbacks
+from sync_tweaks.queue.transactions import Savepoint, nested_callbacks
 from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
 from sync_tweaks.sync_tweaks.doctype.sync_link import sync_link
 from sync_tweaks.utils.snapshot import snapshot
@@ -212,8 +212,8 @@ class SyncRun:
 		outcome.target_doc = target_doc
 		plan, synced = None, None
 		review = operation == "Update" and self.on_conflict == conflicts.STOP and not job.dry_run
-		if review:
-			frappe.db.savepoint(REVIEW_SAVEPOINT)  # a job stopped for review writes nothing
+		# a job stopped for review writes nothing
+		review_point = Savepoint(REVIEW_SAVEPOINT) if review else None
 		if operation != "Delete":
 			self.module.update_target_doc(job, self.source, target_doc)
 			outcome.after = snapshot(target_doc)
@@ -237,7 +237,7 @@ class SyncRun:
 			outcome.status, outcome.reason = S.SKIPPED, _("Dry run")
 			return outcome
 		if plan and plan.open:
-			frappe.db.rollback(save_point=REVIEW_SAVEPOINT)
+			review_point.rollback()
 			sync_link.record_stop(job)
 			outcome.status = S.CONFLICT
 			outcome.reason = _(

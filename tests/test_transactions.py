@@ -66,11 +66,7 @@ def test_a_rollback_in_the_callers_after_commit_callback_keeps_the_committed_req
 
 def test_a_commit_refused_by_a_callers_before_commit_leaves_nothing_for_the_next_transaction(keys):
 	doomed, later = keys
-
-	def refuse():
-		raise frappe.ValidationError("refused")
-
-	frappe.db.before_commit.add(refuse)  # runs before ours: Frappe already dropped the rollbacks
+	frappe.db.before_commit.add(_refuse)  # runs before ours: Frappe already dropped the rollbacks
 	after_commit.delete_key(doomed)
 	with pytest.raises(frappe.ValidationError):
 		frappe.db.commit()
@@ -134,3 +130,84 @@ def test_a_handed_over_copy_is_what_db_set_compares_with(monkeypatch):
 	job.db_set("coalesced_count", 5)
 	assert job.get_doc_before_save().coalesced_count == 0 and not reads, "no second read of the row"
 	assert frappe.db.get_value("Sync Job", job.name, "coalesced_count") == 5
+
+
+def test_a_callers_earlier_after_commit_callback_cannot_drop_the_committed_requests(keys):
+	def fail():
+		raise RuntimeError("the caller's callback")
+
+	frappe.db.after_commit.add(frappe.db.rollback)  # queued before ours: it empties Frappe's queue
+	after_commit.delete_key(keys[0])
+	frappe.db.commit()
+	assert not _exists(keys[0])
+
+	frappe.db.after_commit.add(fail)
+	after_commit.delete_key(keys[1])
+	with pytest.raises(RuntimeError):
+		frappe.db.commit()  # the caller still hears its error, once the queue's work is done
+	frappe.db.rollback()  # what Frappe's request handler does then
+	assert not _exists(keys[1])
+
+
+def test_a_savepoint_rolled_back_drops_its_requests_and_realtime_and_keeps_the_earlier(keys, emitted):
+	earlier, dropped = keys
+	after_commit.delete_key(earlier)
+	frappe.publish_realtime("earlier_event", {}, after_commit=True)
+	point = transactions.Savepoint("contract_point")
+	after_commit.delete_key(dropped)  # e.g. a cancel that freed a slot, then rolled back
+	frappe.publish_realtime("dropped_event", {}, after_commit=True)
+	point.rollback()
+	frappe.db.commit()
+	assert not _exists(earlier) and _exists(dropped)
+	assert emitted == ["earlier_event"]
+
+
+def test_a_maintenance_action_that_fails_frees_no_slot():
+	from sync_tweaks.queue import maintenance, slots
+
+	assert slots.acquire("contract-key", "RUNNING-JOB", 60) == slots.TOOK
+	try:
+
+		def action(name):
+			after_commit.request(release=[("contract-key", name)])  # one step asked to free it
+			raise frappe.ValidationError("a later step failed")  # and the action is rolled back
+
+		assert maintenance.each(["RUNNING-JOB"], action) == []
+		frappe.db.commit()
+		assert slots.holder("contract-key") == "RUNNING-JOB"
+	finally:
+		slots.release("contract-key", "RUNNING-JOB")
+
+
+def test_a_nested_scope_keeps_frappes_realtime_messages_apart(emitted):
+	frappe.publish_realtime("outer_event", {}, after_commit=True)
+	with transactions.nested_callbacks("contract_messages"):
+		frappe.publish_realtime("inner_event", {}, after_commit=True)  # e.g. a dry-run hook's save
+		frappe.db.before_commit.add(_refuse)
+		with pytest.raises(frappe.ValidationError):
+			frappe.db.commit()  # refused inside: Frappe drops the scope's clear of its log
+	frappe.db.commit()
+	frappe.publish_realtime("next_event", {}, after_commit=True)
+	frappe.db.commit()
+	assert emitted == ["outer_event", "next_event"]
+
+
+def _refuse():
+	raise frappe.ValidationError("refused")
+
+
+def test_requests_made_while_reading_from_a_replica_belong_to_the_primarys_transaction(keys):
+	"""`frappe.read_only` switches `frappe.db` to a replica connection (`connect_replica`)."""
+	primary = frappe.local.db
+	replica = type("Replica", (), {})()
+	for name in transactions.CALLBACKS:
+		setattr(replica, name, type(getattr(primary, name))())
+	after_commit.delete_key(keys[0])
+	frappe.local.primary_db, frappe.local.replica_db, frappe.local.db = primary, replica, replica
+	try:
+		after_commit.delete_key(keys[1])
+	finally:
+		frappe.local.db = primary
+		del frappe.local.replica_db, frappe.local.primary_db
+	frappe.db.commit()
+	assert not _exists(keys[0]) and not _exists(keys[1])

@@ -8,6 +8,7 @@ delays jobs until maintenance runs.
 """
 
 import contextlib
+import copy
 
 import frappe
 import redis
@@ -60,8 +61,9 @@ def delete_key(key: str):
 
 
 def _pending() -> dict:
+	db = _primary_db()
 	pending = frappe.flags.get(PENDING)
-	if pending is not None and not _registered(frappe.db.after_commit, run):
+	if pending is not None and not _registered(db.after_commit, run):
 		# left behind by a transaction whose commit failed in a caller's before_commit (before ours
 		# could arm the forget) and that was then rolled back: its requests died with it
 		pending = None
@@ -76,19 +78,39 @@ def _pending() -> dict:
 			"refresh": set(),
 			"delete": set(),
 		}
-		frappe.db.after_commit.add(run)
-		frappe.db.after_rollback.add(forget)
+		# first: a caller's callback that rolls back (which empties the queue) or raises must not
+		# keep `run` from taking the committed requests; `run` runs the caller's callbacks itself
+		_add_first(db.after_commit, run)
+		db.after_rollback.add(forget)
 		# Frappe's commit drops rollback callbacks before it runs before_commit: should the commit
 		# fail, the rollback that follows must still forget this request
-		frappe.db.before_commit.add(_forget_on_rollback)
+		db.before_commit.add(_forget_on_rollback)
 	return pending
 
 
+def _primary_db():
+	"""The database whose transaction the requests belong to: the primary one, also while
+	`frappe.read_only` has switched `frappe.db` to a read replica."""
+	local = frappe.local
+	replica = getattr(local, "replica_db", None)
+	if replica is not None and local.db is replica:
+		return getattr(local, "primary_db", None) or local.db
+	return local.db
+
+
+# Frappe's CallbackManager has no public query or way to queue first: its deque, when it has one
 def _registered(callbacks, function) -> bool:
-	"""Whether `function` waits in Frappe's CallbackManager `callbacks` (which has no public query;
-	when its deque is not there, assume it waits rather than drop requests)."""
+	"""Whether `function` waits in `callbacks` (without the deque: assume it does, drop nothing)."""
 	functions = getattr(callbacks, "_functions", None)
 	return functions is None or function in functions
+
+
+def _add_first(callbacks, function):
+	functions = getattr(callbacks, "_functions", None)
+	if functions is None:
+		callbacks.add(function)
+	else:
+		functions.appendleft(function)
 
 
 def forget():
@@ -108,8 +130,25 @@ def set_aside():
 			frappe.flags[PENDING] = outer
 
 
+def snapshot() -> dict | None:
+	"""A copy of the transaction's requests, for `restore` when a savepoint is rolled back."""
+	return _copy(frappe.flags.get(PENDING))
+
+
+def restore(kept: dict | None):
+	"""Back to the requests `snapshot` copied: those made since are dropped."""
+	if kept is None:
+		forget()
+	else:
+		frappe.flags[PENDING] = _copy(kept)
+
+
+def _copy(pending: dict | None) -> dict | None:
+	return None if pending is None else {name: copy.copy(value) for name, value in pending.items()}
+
+
 def _forget_on_rollback():
-	frappe.db.after_rollback.add(forget)
+	_primary_db().after_rollback.add(forget)
 
 
 def run():

@@ -98,7 +98,7 @@ def run_hook(job) -> str | None:
 	from sync_tweaks.sync_tweaks.doctype.sync_job_type.sync_job_type import get_job_type
 
 	user = frappe.session.user
-	frappe.db.savepoint("sync_job_children_done")
+	point = transactions.Savepoint("sync_job_children_done")
 	try:
 		job_type = get_job_type(job.sync_job_type)
 		module, _shape = controller.load(job_type)
@@ -111,7 +111,7 @@ def run_hook(job) -> str | None:
 			hook(job, job.get_source_document(), children(job.name))
 		return None
 	except Exception:
-		frappe.db.rollback(save_point="sync_job_children_done")
+		point.rollback()
 		frappe.log_error(title=f"Sync Job {job.name}: on_children_done failed")
 		return frappe.get_traceback()
 	finally:

@@ -14,7 +14,19 @@ from frappe.utils.background_jobs import get_job
 
 from sync_tweaks.backfill import creation
 from sync_tweaks.engine.status import S
-from sync_tweaks.queue import clock, dispatcher, fanout, gates, lines, liveness, retry, slots, states, worker
+from sync_tweaks.queue import (
+	clock,
+	dispatcher,
+	fanout,
+	gates,
+	lines,
+	liveness,
+	retry,
+	slots,
+	states,
+	transactions,
+	worker,
+)
 
 LIVE_RQ_STATES = frozenset({"queued", "started", "deferred", "scheduled"})
 
@@ -47,14 +59,14 @@ def each(names, action):
 	"""Apply `action` to each job in its own savepoint: one broken job never stops the sweep."""
 	done = []
 	for name in names:
+		point = transactions.Savepoint("sync_job_maintenance")
 		try:
-			frappe.db.savepoint("sync_job_maintenance")
 			if action(name) is not False:
 				done.append(name)
 		except redis.exceptions.RedisError:
 			raise
 		except Exception:
-			frappe.db.rollback(save_point="sync_job_maintenance")
+			point.rollback()
 			frappe.log_error(title=f"Sync Job maintenance failed for {name}")
 	return done
 

@@ -5,6 +5,7 @@
 - `nested_callbacks`: a dry-run hook runs as if in a nested transaction; when its savepoint is rolled
   back, its after-rollback callbacks run and its after-commit callbacks and requests are dropped,
   leaving the job's own (realtime, dispatch) intact.
+- `Savepoint`: a savepoint whose rollback also drops the block's realtime messages and requests.
 - `rollback`: roll back, reconnecting when a signal broke the connection mid-statement.
 - `hand_over_before_save`: give `db_set` the copy of the row the worker holds locked, instead of the
   re-read it makes for "value changed" notifications (Frappe has no public way to do this).
@@ -64,21 +65,48 @@ def nested_callbacks(savepoint: str):
 	"""Run the block inside `savepoint`, then roll it back as if it were a transaction of its own."""
 	db = frappe.db
 	outer = {name: getattr(db, name) for name in CALLBACKS}
-	for name in CALLBACKS:
-		setattr(db, name, type(outer[name])())
-	guard = getattr(frappe.local, "sync_tweaks_commit_guard", None)
-	if guard and guard.active:
-		guard.arm()  # a commit stays refused inside
+	outer_messages = getattr(frappe.local, "_realtime_log", None)
+	clear_realtime_log()  # the block's realtime messages go to a log of its own
 	with after_commit.set_aside():  # until the block's own rollback callbacks have run
-		db.savepoint(savepoint)
 		try:
+			for name in CALLBACKS:
+				setattr(db, name, type(outer[name])())
+			guard = getattr(frappe.local, "sync_tweaks_commit_guard", None)
+			if guard and guard.active:
+				guard.arm()  # a commit stays refused inside
+			db.savepoint(savepoint)
 			yield
 		finally:
 			inner_rollback = db.after_rollback
 			for name in CALLBACKS:
 				setattr(db, name, outer[name])
-			db.rollback(save_point=savepoint)
-			inner_rollback.run()
+			try:
+				db.rollback(save_point=savepoint)
+				inner_rollback.run()
+			finally:
+				clear_realtime_log()  # also when a refused commit had dropped the block's own clear
+				if outer_messages is not None:
+					frappe.local._realtime_log = outer_messages
+
+
+class Savepoint:
+	"""`frappe.db.savepoint(name)` that also covers what the transaction does after its commit:
+	`rollback()` undoes the block's writes, and drops the realtime messages and the queue's
+	requests (slots, dispatch, Redis keys) it made."""
+
+	def __init__(self, name: str):
+		self.name = name
+		frappe.db.savepoint(name)
+		self.requests = after_commit.snapshot()
+		messages = getattr(frappe.local, "_realtime_log", None)
+		self.messages = 0 if messages is None else len(messages)
+
+	def rollback(self):
+		frappe.db.rollback(save_point=self.name)
+		after_commit.restore(self.requests)
+		messages = getattr(frappe.local, "_realtime_log", None)
+		if messages is not None:
+			del messages[self.messages :]  # Frappe's flush stays queued: the log must stay
 
 
 def rollback():
