@@ -42,10 +42,11 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 	"""Queue the head of each of `keys`' lines, then (with `fill`) fill every queue up to capacity;
 	returns names. The caller commits; the push to RQ follows that commit.
 	"""
-	if not _waiting():
-		# the usual case when a job ends: nothing waits (one index probe instead of a full pass)
-		return []
 	known = set(get_queues_timeout())
+	waiting = _waiting_queues(known)
+	if not waiting:
+		# the usual case when a job ends: nothing waits (index probes instead of a full pass)
+		return []
 	taken: dict[str, list] = {}
 	keys = {key for key in keys if key}
 	busy = lines.busy_keys() if fill else lines.busy_keys(keys)
@@ -63,7 +64,7 @@ def dispatch(keys=(), fill: bool = True) -> list[str]:
 		lines.mark_heads([row.name for row in rows if row.name not in got and not row.next_in_key])
 	blocked = gates.blocked_types(paused=paused)
 	for queue in known if fill else ():
-		if not _waiting(queue):
+		if queue not in waiting:
 			continue
 		room = rooms[queue] - len(taken.get(queue, ()))
 		if room < min(batch_size(), max_queued()):
@@ -285,15 +286,17 @@ def worker_count(queue: str) -> int:
 	return count
 
 
-def _waiting(queue: str | None = None) -> bool:
-	"""Whether any job (of `queue`) is Waiting."""
-	condition = " and queue=%(queue)s" if queue else ""
-	return bool(
-		frappe.db.sql(
-			f"select name from `tabSync Job` where status=%(waiting)s{condition} limit 1",
-			{"waiting": S.WAITING.value, "queue": queue},
-		)
-	)
+def _waiting_queues(queues) -> set[str]:
+	"""The `queues` with a Waiting job, and "" when a job waits in any queue (one the bench no
+	longer has too): one statement of index probes, one per queue."""
+	queues = sorted(queues)
+	probe = "(select 1 from `tabSync Job` where status=%(waiting)s{} limit 1)"
+	probes = [probe.format("")] + [probe.format(f" and queue=%(queue_{i})s") for i in range(len(queues))]
+	found = frappe.db.sql(
+		"select " + ", ".join(probes),
+		{"waiting": S.WAITING.value, **{f"queue_{i}": queue for i, queue in enumerate(queues)}},
+	)[0]
+	return {name for name, hit in zip(["", *queues], found, strict=True) if hit}
 
 
 class _Rooms(dict):
