@@ -109,6 +109,25 @@ def test_a_dispatch_pass_reads_the_paused_types_once(monkeypatch):
 	assert len(reads) == 1, reads
 
 
+def test_a_dispatch_pass_with_nothing_waiting_costs_one_statement(monkeypatch):
+	"""The usual pass when a job ends: one statement finds that no queue has a Waiting job."""
+	job = create_sync_job(SINGLE, source_doc=make_source(), queue_on_insert=False)
+	frappe.db.commit()
+	statements = []
+	real = frappe.db.sql
+	monkeypatch.setattr(
+		frappe.db, "sql", lambda query, *a, **k: statements.append(query) or real(query, *a, **k)
+	)
+	assert dispatcher.dispatch() == []
+	assert len(statements) == 1, statements
+	statements.clear()
+	job.start()
+	frappe.db.commit()
+	assert statuses([job.name])[job.name] == "Queued", "the same probe finds the queue of a Waiting job"
+	probes = [query for query in statements if "status=%(waiting)s" in query and "limit 1" in query]
+	assert len(probes) == 1, probes
+
+
 def test_the_claimed_job_keeps_for_update_like_get_doc():
 	"""A controller's `job.reload()` re-reads the claimed row under lock, as after `frappe.get_doc(...,
 	for_update=True)`."""
