@@ -211,3 +211,74 @@ def test_requests_made_while_reading_from_a_replica_belong_to_the_primarys_trans
 		del frappe.local.replica_db, frappe.local.primary_db
 	frappe.db.commit()
 	assert not _exists(keys[0]) and not _exists(keys[1])
+
+
+@pytest.fixture
+def pushes(monkeypatch):
+	"""The names of each RQ job the dispatcher pushes."""
+	from sync_tweaks.queue import dispatcher
+
+	pushed = []
+	real = dispatcher._enqueue
+	monkeypatch.setattr(
+		dispatcher, "_enqueue", lambda job_id, names, *a: (pushed.append(names), real(job_id, names, *a))
+	)
+	return pushed
+
+
+def test_failing_caller_callbacks_neither_stop_each_other_nor_the_jobs_push(pushes):
+	from sync_tweaks.utils.sync_job import enqueue_sync_job
+	from tests.utils import make_source
+
+	source = make_source()  # it commits
+	ran = []
+
+	def fail(label):
+		def callback():
+			ran.append(label)
+			raise RuntimeError(label)
+
+		return callback
+
+	frappe.db.after_commit.add(fail("first"))  # the caller's, e.g. a controller's hook
+	frappe.db.after_commit.add(fail("second"))
+	frappe.db.after_commit.add(lambda: ran.append("third"))
+	frappe.db.after_commit.add(frappe.db.rollback)  # even a rollback comes before the dispatch
+	job = enqueue_sync_job("Test Single Sync", source_doc=source)
+	with pytest.raises(RuntimeError, match="first"):
+		frappe.db.commit()
+	frappe.db.rollback()
+	assert ran == ["first", "second", "third"]
+	assert pushes == [[job.name]], "the job reached RQ"
+	logged = frappe.get_all("Error Log", filters={"method": "An after-commit callback failed"}, pluck="error")
+	assert any("RuntimeError: second" in error for error in logged), "the second error is logged"
+
+
+def test_rqs_timeout_in_a_callers_callback_stops_the_dispatch(pushes):
+	from rq.timeouts import JobTimeoutException
+
+	from sync_tweaks.utils.sync_job import enqueue_sync_job
+	from tests.utils import make_source
+
+	source = make_source()  # it commits
+
+	def time_out():
+		raise JobTimeoutException("RQ's limit for the worker's RQ job")
+
+	frappe.db.after_commit.add(time_out)
+	job = enqueue_sync_job("Test Single Sync", source_doc=source)
+	with pytest.raises(JobTimeoutException):
+		frappe.db.commit()
+	frappe.db.rollback()
+	assert pushes == [] and frappe.db.get_value("Sync Job", job.name, "status") == "Waiting"
+
+
+def test_savepoints_of_one_name_nest(keys):
+	outer = transactions.Savepoint("contract_same")
+	after_commit.delete_key(keys[0])
+	inner = transactions.Savepoint("contract_same")  # e.g. a controller's own, inside ours
+	after_commit.delete_key(keys[1])
+	inner.rollback()
+	outer.rollback()
+	frappe.db.commit()
+	assert _exists(keys[0]) and _exists(keys[1]), "both blocks' requests are dropped"

@@ -167,7 +167,7 @@ def run():
 	# taken before the caller's callbacks run: a rollback in one of them runs our forget
 	_take_committed(committed)
 	try:
-		callers_error = run_callers_callbacks()
+		callers_error, later_errors = run_callers_callbacks()
 		_take_committed(committed)  # what they requested and committed, or left for this commit
 		rounds = 0
 		while committed and rounds < MAX_ROUNDS:
@@ -190,10 +190,17 @@ def run():
 			for parent in sorted(pending["parents"]):
 				fanout.complete(parent)  # its own transaction, after every other callback ran
 			rollup.touch(sorted(pending["backfills"]), throttle=held is not None)
+		for traceback in later_errors:
+			frappe.log_error(title="An after-commit callback failed", message=traceback)
+		if later_errors:
+			frappe.db.commit()
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
 	except JobTimeoutException:
 		frappe.db.rollback()
+		for pending in committed:
+			if not pending.get("sent"):
+				_send(pending)  # the slots at least: the key's next job waits for maintenance
 		raise  # RQ's own limit for the worker's RQ job: its batch must stop
 	except Exception:
 		frappe.db.rollback()
@@ -213,14 +220,23 @@ def _take_committed(committed: list) -> dict | None:
 	return pending
 
 
-def run_callers_callbacks() -> Exception | None:
-	"""Run the caller's remaining after-commit callbacks first (a rollback inside dispatch would drop
-	them); their error is the caller's, raised once the dispatch is done."""
-	try:
-		frappe.db.after_commit.run()
-	except Exception as e:
-		return e
-	return None
+def run_callers_callbacks() -> tuple[Exception | None, list[str]]:
+	"""Run all of the caller's after-commit callbacks before the dispatch (whose commit would run
+	what is left, and whose rollback on an error would drop its own push to RQ). Returns the first
+	error, the caller's, raised once the dispatch is done, and the tracebacks of later ones, for the
+	Error Log. RQ's timeout of the worker's RQ job is raised at once: its batch must stop."""
+	first, later = None, []
+	while True:
+		try:
+			frappe.db.after_commit.run()
+			return first, later
+		except JobTimeoutException:
+			raise
+		except Exception as e:
+			if first is None:
+				first = e
+			else:
+				later.append(frappe.get_traceback())
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@
 
 import contextlib
 import copy
+import itertools
 
 import frappe
 from frappe import _
@@ -89,14 +90,18 @@ def nested_callbacks(savepoint: str):
 					frappe.local._realtime_log = outer_messages
 
 
+_savepoints = itertools.count(1)
+
+
 class Savepoint:
 	"""`frappe.db.savepoint(name)` that also covers what the transaction does after its commit:
 	`rollback()` undoes the block's writes, and drops the realtime messages and the queue's
 	requests (slots, dispatch, Redis keys) it made."""
 
 	def __init__(self, name: str):
-		self.name = name
-		frappe.db.savepoint(name)
+		# a name of its own: a second savepoint of one name would replace the first in the database
+		self.name = f"{name}_{next(_savepoints)}"
+		frappe.db.savepoint(self.name)
 		self.requests = after_commit.snapshot()
 		messages = getattr(frappe.local, "_realtime_log", None)
 		self.messages = 0 if messages is None else len(messages)
