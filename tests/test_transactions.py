@@ -282,3 +282,99 @@ def test_savepoints_of_one_name_nest(keys):
 	outer.rollback()
 	frappe.db.commit()
 	assert _exists(keys[0]) and _exists(keys[1]), "both blocks' requests are dropped"
+
+
+def test_a_failing_callback_that_queues_itself_again_ends_and_the_job_still_goes(pushes):
+	from sync_tweaks.utils.sync_job import enqueue_sync_job
+	from tests.utils import make_source
+
+	source = make_source()
+	calls = []
+
+	def again():
+		calls.append(1)
+		frappe.db.after_commit.add(again)
+		raise RuntimeError("fails and queues itself again")
+
+	frappe.db.after_commit.add(again)
+	job = enqueue_sync_job("Test Single Sync", source_doc=source)
+	with pytest.raises(RuntimeError):
+		frappe.db.commit()
+	frappe.db.rollback()
+	assert len(calls) == after_commit.MAX_CALLER_ERRORS + 1
+	assert pushes == [[job.name]]
+
+
+def test_rqs_timeout_on_a_broken_connection_still_frees_the_slot_and_stays_a_timeout():
+	from rq.timeouts import JobTimeoutException
+
+	from sync_tweaks.queue import slots
+
+	assert slots.acquire("contract-timeout", "DONE-JOB", 60) == slots.TOOK
+	after_commit.request(release=[("contract-timeout", "DONE-JOB")])  # the finished job's slot
+
+	def alarm_in_a_query():
+		frappe.db.close()  # as RQ's alarm inside a statement leaves PyMySQL's connection
+		raise JobTimeoutException("RQ's limit for the worker's RQ job")
+
+	frappe.db.after_commit.add(alarm_in_a_query)
+	try:
+		with pytest.raises(JobTimeoutException):
+			frappe.db.commit()
+		assert slots.holder("contract-timeout") is None
+	finally:
+		slots.release("contract-timeout", "DONE-JOB")
+	frappe.db.sql("select 1")  # the connection works again
+
+
+def test_a_callers_failing_callbacks_writes_are_rolled_back_and_later_errors_logged_even_if_dispatch_fails(
+	monkeypatch, keys
+):
+	from sync_tweaks.queue import dispatcher
+
+	monkeypatch.setattr(dispatcher, "run_dispatch", lambda keys=(), fill=True: 1 / 0)
+
+	def half_done():
+		frappe.get_doc({"doctype": "Sync Test Target", "title": "contract half done"}).insert(
+			ignore_permissions=True
+		)
+		raise RuntimeError("half done")
+
+	def second():
+		raise RuntimeError("contract second failure")
+
+	frappe.db.after_commit.add(half_done)
+	frappe.db.after_commit.add(second)
+	after_commit.request(keys=["contract-key"])
+	with pytest.raises(RuntimeError, match="half done"):
+		frappe.db.commit()
+	frappe.db.rollback()
+	assert not frappe.db.exists("Sync Test Target", {"title": "contract half done"})
+	logged = frappe.get_all("Error Log", filters={"method": "An after-commit callback failed"}, pluck="error")
+	assert any("contract second failure" in error for error in logged)
+
+
+def test_a_callers_callback_request_waits_for_its_own_commit(keys):
+	from sync_tweaks.queue import slots
+
+	assert slots.acquire("contract-open", "RUNNING-JOB", 60) == slots.TOOK
+	seen = []
+
+	def cancel_other():  # e.g. cancels a running job: frees its slot once that is committed
+		after_commit.request(release=[("contract-open", "RUNNING-JOB")])
+
+	try:
+		after_commit.delete_key(keys[0])
+		frappe.db.after_commit.add(cancel_other)
+		frappe.db.after_commit.add(lambda: seen.append(slots.holder("contract-open")))
+		frappe.db.commit()
+		assert seen == ["RUNNING-JOB"], "nothing was sent before the callback's transaction committed"
+		assert not _exists(keys[0])
+		frappe.db.rollback()
+		assert slots.holder("contract-open") == "RUNNING-JOB", "its rollback dropped the request"
+		cancel_other()
+		frappe.db.after_commit.add(lambda: None)
+		frappe.db.commit()
+		assert slots.holder("contract-open") is None, "a commit sends it"
+	finally:
+		slots.release("contract-open", "RUNNING-JOB")

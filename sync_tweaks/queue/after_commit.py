@@ -24,6 +24,7 @@ RUNNING = "sync_tweaks_after_commit_running"
 # keys whose dispatch a batch holds back until its group of jobs is done (see `held`)
 HELD = "sync_tweaks_after_commit_held"
 MAX_ROUNDS = 10
+MAX_CALLER_ERRORS = 100
 
 
 def request(keys=(), release=(), parents=(), backfills=()):
@@ -63,7 +64,7 @@ def delete_key(key: str):
 def _pending() -> dict:
 	db = _primary_db()
 	pending = frappe.flags.get(PENDING)
-	if pending is not None and not _registered(db.after_commit, run):
+	if pending is not None and not (_waits(db.after_commit, run) or _waits(db.before_commit, _rearm)):
 		# left behind by a transaction whose commit failed in a caller's before_commit (before ours
 		# could arm the forget) and that was then rolled back: its requests died with it
 		pending = None
@@ -99,7 +100,7 @@ def _primary_db():
 
 
 # Frappe's CallbackManager has no public query or way to queue first: its deque, when it has one
-def _registered(callbacks, function) -> bool:
+def _waits(callbacks, function) -> bool:
 	"""Whether `function` waits in `callbacks` (without the deque: assume it does, drop nothing)."""
 	functions = getattr(callbacks, "_functions", None)
 	return functions is None or function in functions
@@ -148,6 +149,10 @@ def _copy(pending: dict | None) -> dict | None:
 
 
 def _forget_on_rollback():
+	"""Before the commit: the requests are now the committing transaction's (see `run`)."""
+	pending = frappe.flags.get(PENDING)
+	if pending is not None:
+		pending["committing"] = True
 	_primary_db().after_rollback.add(forget)
 
 
@@ -157,23 +162,32 @@ def run():
 	if committed is not None:
 		# a commit inside the loop below: the loop takes its requests, out of reach of a later
 		# rollback (a parent's check) that runs the forget this commit left behind; Desk hears the
-		# jobs it queued now, before their push to RQ (registered after this callback) runs
-		taken = _take_committed(committed)
-		if taken:
-			_send(taken)
-			taken["sent"] = True
+		# jobs it queued now, before their push to RQ (registered after this callback) runs.
+		# Requests a caller's after-commit callback made without committing belong to the
+		# transaction still open, whose commit will run this again (see `_keep_open`).
+		pending = frappe.flags.get(PENDING)
+		if pending is not None and pending.get("committing"):
+			_send_once(_take_committed(committed))
 		return
 	committed = frappe.flags[RUNNING] = []
 	# taken before the caller's callbacks run: a rollback in one of them runs our forget
 	_take_committed(committed)
+	keep = False
 	try:
 		callers_error, later_errors = run_callers_callbacks()
-		_take_committed(committed)  # what they requested and committed, or left for this commit
+		if callers_error:
+			# what the committer does next: roll back what its callbacks wrote after the commit,
+			# before the dispatch's own commit would keep it
+			frappe.db.rollback()
+			for traceback in later_errors:
+				frappe.log_error(title="An after-commit callback failed", message=traceback)
+			if later_errors:
+				frappe.db.commit()
+		keep = _keep_open()
 		rounds = 0
 		while committed and rounds < MAX_ROUNDS:
 			pending = committed.pop(0)
-			if not pending.get("sent"):
-				_send(pending)
+			_send_once(pending)
 			keys = pending["keys"] | {key for key, _ in pending["release"]}
 			if not (pending["dispatch"] or keys):
 				continue  # nothing here commits: only the rounds that may commit again count
@@ -190,17 +204,13 @@ def run():
 			for parent in sorted(pending["parents"]):
 				fanout.complete(parent)  # its own transaction, after every other callback ran
 			rollup.touch(sorted(pending["backfills"]), throttle=held is not None)
-		for traceback in later_errors:
-			frappe.log_error(title="An after-commit callback failed", message=traceback)
-		if later_errors:
-			frappe.db.commit()
 	except redis.exceptions.RedisError:
 		frappe.db.rollback()
 	except JobTimeoutException:
-		frappe.db.rollback()
 		for pending in committed:
-			if not pending.get("sent"):
-				_send(pending)  # the slots at least: the key's next job waits for maintenance
+			_send_once(pending)  # the slots at least (no database needed): the next job waits for maintenance
+		with contextlib.suppress(Exception):
+			transactions.rollback()  # reconnects: RQ's alarm in a query leaves the connection unusable
 		raise  # RQ's own limit for the worker's RQ job: its batch must stop
 	except Exception:
 		frappe.db.rollback()
@@ -208,9 +218,33 @@ def run():
 		frappe.db.commit()
 	finally:
 		frappe.flags.pop(RUNNING, None)
-		forget()
+		if not keep or frappe.flags.get(PENDING, {}).get("committing"):
+			forget()
 	if callers_error:
 		raise callers_error
+
+
+def _keep_open() -> bool:
+	"""Requests a caller's after-commit callback made in the transaction it left open wait for that
+	transaction's commit (`_rearm`)."""
+	pending = frappe.flags.get(PENDING)
+	if pending is None or pending.get("committing"):
+		return False
+	_primary_db().before_commit.add(_rearm)  # not `run` now: the commit's own loop would run it
+	return True
+
+
+def _rearm():
+	"""At the commit of a transaction that a caller's after-commit callback left open with requests:
+	`run` takes them after it."""
+	_add_first(_primary_db().after_commit, run)
+	_forget_on_rollback()
+
+
+def _send_once(pending: dict | None):
+	if pending is not None and not pending.get("sent"):
+		pending["sent"] = True  # before: an alarm inside must not make the handler send it again
+		_send(pending)
 
 
 def _take_committed(committed: list) -> dict | None:
@@ -224,11 +258,14 @@ def run_callers_callbacks() -> tuple[Exception | None, list[str]]:
 	"""Run all of the caller's after-commit callbacks before the dispatch (whose commit would run
 	what is left, and whose rollback on an error would drop its own push to RQ). Returns the first
 	error, the caller's, raised once the dispatch is done, and the tracebacks of later ones, for the
-	Error Log. RQ's timeout of the worker's RQ job is raised at once: its batch must stop."""
+	Error Log; after MAX_CALLER_ERRORS the rest of the queue is dropped (a callback that fails and
+	queues itself again would loop). RQ's timeout of the worker's RQ job is raised at once: its
+	batch must stop."""
+	callbacks = _primary_db().after_commit
 	first, later = None, []
 	while True:
 		try:
-			frappe.db.after_commit.run()
+			callbacks.run()
 			return first, later
 		except JobTimeoutException:
 			raise
@@ -237,6 +274,12 @@ def run_callers_callbacks() -> tuple[Exception | None, list[str]]:
 				first = e
 			else:
 				later.append(frappe.get_traceback())
+			if len(later) >= MAX_CALLER_ERRORS:
+				callbacks.reset()
+				later.append(
+					f"{len(later)} after-commit callbacks failed after the first: the rest were dropped"
+				)
+				return first, later
 
 
 @contextlib.contextmanager

@@ -175,6 +175,8 @@ def commit_outcome(job):
 		try:
 			frappe.db.after_commit.run()
 			return
+		except JobTimeoutException:
+			raise
 		except Exception:
 			frappe.log_error(title=f"An after-commit callback of Sync Job {job.name} failed")
 
