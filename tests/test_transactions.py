@@ -378,3 +378,103 @@ def test_a_callers_callback_request_waits_for_its_own_commit(keys):
 		assert slots.holder("contract-open") is None, "a commit sends it"
 	finally:
 		slots.release("contract-open", "RUNNING-JOB")
+
+
+@pytest.fixture
+def running_slot():
+	"""A slot a running job holds."""
+	from sync_tweaks.queue import slots
+
+	assert slots.acquire("contract-running", "RUNNING-JOB", 60) == slots.TOOK
+	yield "contract-running"
+	slots.release("contract-running", "RUNNING-JOB")
+
+
+def _holder(key):
+	from sync_tweaks.queue import slots
+
+	return slots.holder(key)
+
+
+def test_requests_of_two_callers_callbacks_wait_together_for_their_commit(running_slot):
+	after_commit.announce("list_update", {}, "Sync Job")  # nothing of it commits again
+	frappe.db.after_commit.add(lambda: after_commit.request(release=[(running_slot, "RUNNING-JOB")]))
+	frappe.db.after_commit.add(lambda: after_commit.announce("list_update", {}, "Sync Job"))
+	frappe.db.commit()
+	assert _holder(running_slot) == "RUNNING-JOB", "nothing sent before their transaction commits"
+	frappe.db.commit()
+	assert _holder(running_slot) is None, "its commit sent it"
+
+
+def test_a_callbacks_refused_commit_then_its_error_sends_nothing(running_slot):
+	def cancel_refused_then_fail():
+		after_commit.request(release=[(running_slot, "RUNNING-JOB")])
+		frappe.db.before_commit.add(_refuse)  # after ours
+		with pytest.raises(frappe.ValidationError):
+			frappe.db.commit()
+		raise RuntimeError("then fails")
+
+	after_commit.request()
+	frappe.db.after_commit.add(cancel_refused_then_fail)
+	with pytest.raises(RuntimeError):
+		frappe.db.commit()
+	frappe.db.rollback()
+	assert _holder(running_slot) == "RUNNING-JOB"
+
+
+def test_a_callbacks_refused_commit_then_its_rollback_leaves_nothing_for_a_later_commit(running_slot):
+	def cancel_refused_then_rollback():
+		frappe.db.before_commit.add(_refuse)  # before ours
+		after_commit.request(release=[(running_slot, "RUNNING-JOB")])
+		with pytest.raises(frappe.ValidationError):
+			frappe.db.commit()
+		frappe.db.rollback()
+
+	after_commit.request()
+	frappe.db.after_commit.add(cancel_refused_then_rollback)
+	frappe.db.commit()
+	frappe.db.commit()  # the next, unrelated transaction
+	assert _holder(running_slot) == "RUNNING-JOB"
+
+
+def test_a_failing_callback_on_a_lost_connection_still_frees_the_committed_slot(running_slot, monkeypatch):
+	real = frappe.db.rollback
+	failures = []
+
+	def lost_connection(*args, **kwargs):
+		if len(failures) < 2:
+			failures.append(1)
+			raise ConnectionError("the server has gone away")
+		return real(*args, **kwargs)
+
+	def fails():
+		monkeypatch.setattr(frappe.db, "rollback", lost_connection)
+		raise RuntimeError("the callback lost the connection")
+
+	after_commit.request(release=[(running_slot, "RUNNING-JOB")])  # the job's end, committed
+	frappe.db.after_commit.add(fails)
+	with pytest.raises(ConnectionError):
+		frappe.db.commit()
+	monkeypatch.setattr(frappe.db, "rollback", real)
+	frappe.db.rollback()
+	assert _holder(running_slot) is None
+
+
+def test_a_request_from_a_callback_queued_by_a_dispatch_round_waits_for_its_commit(running_slot, monkeypatch):
+	from sync_tweaks.queue import dispatcher
+
+	real = dispatcher.run_dispatch
+	queued = []
+
+	def run_dispatch(keys=(), fill=True):
+		if not queued:  # e.g. code in an on_children_done hook
+			queued.append(1)
+			frappe.db.after_commit.add(lambda: after_commit.request(release=[(running_slot, "RUNNING-JOB")]))
+		return real(keys=keys, fill=fill)
+
+	monkeypatch.setattr(dispatcher, "run_dispatch", run_dispatch)
+	after_commit.request(keys=["contract-key"])
+	frappe.db.commit()
+	assert _holder(running_slot) == "RUNNING-JOB"
+	frappe.db.commit()  # the transaction the callback left open
+	assert _holder(running_slot) is None

@@ -79,13 +79,13 @@ def _pending() -> dict:
 			"refresh": set(),
 			"delete": set(),
 		}
-		# first: a caller's callback that rolls back (which empties the queue) or raises must not
-		# keep `run` from taking the committed requests; `run` runs the caller's callbacks itself
-		_add_first(db.after_commit, run)
 		db.after_rollback.add(forget)
-		# Frappe's commit drops rollback callbacks before it runs before_commit: should the commit
-		# fail, the rollback that follows must still forget this request
-		db.before_commit.add(_forget_on_rollback)
+		if frappe.flags.get(RUNNING) is not None:
+			# inside `run`: its loop over the caller's callbacks would take a `run` queued now
+			_arm()
+		else:
+			_add_first(db.after_commit, run)
+			db.before_commit.add(_forget_on_rollback)
 	return pending
 
 
@@ -168,14 +168,17 @@ def run():
 		pending = frappe.flags.get(PENDING)
 		if pending is not None and pending.get("committing"):
 			_send_once(_take_committed(committed))
+		elif pending is not None:
+			_arm()
 		return
 	committed = frappe.flags[RUNNING] = []
 	# taken before the caller's callbacks run: a rollback in one of them runs our forget
 	_take_committed(committed)
-	keep = False
 	try:
 		callers_error, later_errors = run_callers_callbacks()
 		if callers_error:
+			for pending in committed:
+				_send_once(pending)  # committed: no failure below may keep it from Redis
 			# what the committer does next: roll back what its callbacks wrote after the commit,
 			# before the dispatch's own commit would keep it
 			frappe.db.rollback()
@@ -183,7 +186,6 @@ def run():
 				frappe.log_error(title="An after-commit callback failed", message=traceback)
 			if later_errors:
 				frappe.db.commit()
-		keep = _keep_open()
 		rounds = 0
 		while committed and rounds < MAX_ROUNDS:
 			pending = committed.pop(0)
@@ -218,7 +220,7 @@ def run():
 		frappe.db.commit()
 	finally:
 		frappe.flags.pop(RUNNING, None)
-		if not keep or frappe.flags.get(PENDING, {}).get("committing"):
+		if not _keep_open():
 			forget()
 	if callers_error:
 		raise callers_error
@@ -228,16 +230,27 @@ def _keep_open() -> bool:
 	"""Requests a caller's after-commit callback made in the transaction it left open wait for that
 	transaction's commit (`_rearm`)."""
 	pending = frappe.flags.get(PENDING)
-	if pending is None or pending.get("committing"):
-		return False
-	_primary_db().before_commit.add(_rearm)  # not `run` now: the commit's own loop would run it
-	return True
+	return (
+		pending is not None and not pending.get("committing") and _waits(_primary_db().before_commit, _rearm)
+	)
+
+
+def _arm():
+	db = _primary_db()
+	if not _waits(db.before_commit, _rearm):
+		db.before_commit.add(_rearm)
 
 
 def _rearm():
 	"""At the commit of a transaction that a caller's after-commit callback left open with requests:
-	`run` takes them after it."""
-	_add_first(_primary_db().after_commit, run)
+	`run` takes them after it. Last of the commit's before_commit callbacks: one that refuses the
+	commit after it must not leave the requests marked as committed."""
+	db = _primary_db()
+	functions = getattr(db.before_commit, "_functions", None)
+	if functions:
+		db.before_commit.add(_rearm)
+		return
+	_add_first(db.after_commit, run)
 	_forget_on_rollback()
 
 
