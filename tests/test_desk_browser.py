@@ -500,6 +500,17 @@ def test_list_view_follows_new_jobs_from_waiting_to_finished_without_reload(page
 
 	workers(1, queues="short")
 	wait_for_pill(page, second.name, "Finished")
+	count = page.locator(".list-count").filter(visible=True).first
+	try:
+		page.wait_for_function(
+			"(element) => element.textContent.trim().startsWith('2 of 2')",
+			arg=count.element_handle(),
+			timeout=10_000,
+		)
+	except Exception as e:
+		raise AssertionError(
+			f"the list count says {count.text_content()!r} above the 2 jobs that arrived"
+		) from e
 	shot(page, "list-live-finished")
 	seen = page.evaluate("() => window.__pills")
 	print(f"\nlist rows showed {seen}")

@@ -30,7 +30,17 @@ frappe.listview_settings["Sync Job"] = {
 	},
 
 	onload(listview) {
-		// status changes arrive through Frappe's own list_update, which every status change publishes
+		// status changes arrive through Frappe's own list_update, which every status change publishes;
+		// Frappe then refreshes the changed rows in place without counting again ("0 of 0" above jobs
+		// that arrived live), so count once the burst of updates is over
+		const count_again = frappe.utils.debounce(() => listview.render_count(), 2500);
+		for (const method of ["debounced_refresh", "process_document_refreshes"]) {
+			const refresh_changed_rows = listview[method];
+			listview[method] = function (...args) {
+				count_again();
+				return refresh_changed_rows.apply(this, args);
+			};
+		}
 		listview.page.add_action_item(__("Retry"), () => bulk_action(listview, "retry"));
 		listview.page.add_action_item(__("Cancel"), () => bulk_action(listview, "cancel"));
 		// Conflict jobs: the same choice for every conflicting field, then run again
