@@ -1,6 +1,8 @@
 """Contract tests of the transaction seams (sync_tweaks/queue/transactions.py): they rely only on
 Frappe's public callback managers and realtime log, and must behave the same on a real site."""
 
+import contextlib
+
 import frappe
 import pytest
 
@@ -478,3 +480,61 @@ def test_a_request_from_a_callback_queued_by_a_dispatch_round_waits_for_its_comm
 	assert _holder(running_slot) == "RUNNING-JOB"
 	frappe.db.commit()  # the transaction the callback left open
 	assert _holder(running_slot) is None
+
+
+class CommitFailed(Exception):
+	pass
+
+
+@pytest.fixture
+def failing_commit(monkeypatch):
+	"""`failing_commit["armed"] = True`: the next SQL COMMIT fails, its transaction rolled back (a
+	lost connection, a cluster's certification failure)."""
+	state = {"armed": False}
+	db = frappe.db
+
+	def fail(rollback):
+		state["armed"] = False
+		rollback()
+		raise CommitFailed("Lost connection to server during query (COMMIT)")
+
+	if hasattr(db, "_end_transaction"):  # the stand-in ends transactions here
+		real_end = db._end_transaction
+		monkeypatch.setattr(
+			db,
+			"_end_transaction",
+			lambda verb: (
+				fail(lambda: real_end("ROLLBACK")) if verb == "COMMIT" and state["armed"] else real_end(verb)
+			),
+		)
+	else:
+		real_sql = db.sql
+		monkeypatch.setattr(
+			db,
+			"sql",
+			lambda query, *a, **k: (
+				fail(lambda: real_sql("rollback"))
+				if state["armed"] and str(query).strip().lower() == "commit"
+				else real_sql(query, *a, **k)
+			),
+		)
+	return state
+
+
+@pytest.mark.parametrize("swallowed", [False, True])
+def test_a_callbacks_commit_that_fails_sends_nothing(running_slot, failing_commit, swallowed):
+	def cancel_then_commit():  # e.g. cancels a running job; its COMMIT fails
+		after_commit.request(release=[(running_slot, "RUNNING-JOB")])
+		failing_commit["armed"] = True
+		try:
+			frappe.db.commit()
+		except CommitFailed:
+			if not swallowed:
+				raise
+
+	after_commit.request()
+	frappe.db.after_commit.add(cancel_then_commit)
+	with contextlib.suppress(CommitFailed):
+		frappe.db.commit()
+	frappe.db.rollback()
+	assert _holder(running_slot) == "RUNNING-JOB", "freed though its transaction never committed"

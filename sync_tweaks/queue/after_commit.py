@@ -25,6 +25,7 @@ RUNNING = "sync_tweaks_after_commit_running"
 HELD = "sync_tweaks_after_commit_held"
 MAX_ROUNDS = 10
 MAX_CALLER_ERRORS = 100
+MAX_BOUNCES = 100  # how often `_rearm` lets other before_commit callbacks go first
 
 
 def request(keys=(), release=(), parents=(), backfills=()):
@@ -172,8 +173,9 @@ def run():
 			_arm()
 		return
 	committed = frappe.flags[RUNNING] = []
-	# taken before the caller's callbacks run: a rollback in one of them runs our forget
-	_take_committed(committed)
+	# taken before the caller's callbacks run: a rollback in one of them runs our forget; sent at
+	# once (committed): Desk hears a job Queued before its push to RQ, a caller's callback, runs
+	_send_once(_take_committed(committed))
 	try:
 		callers_error, later_errors = run_callers_callbacks()
 		if callers_error:
@@ -247,7 +249,9 @@ def _rearm():
 	commit after it must not leave the requests marked as committed."""
 	db = _primary_db()
 	functions = getattr(db.before_commit, "_functions", None)
-	if functions:
+	pending = frappe.flags.get(PENDING) or {}
+	if functions and pending.get("bounces", 0) < MAX_BOUNCES:  # one as set on being last would loop
+		pending["bounces"] = pending.get("bounces", 0) + 1
 		db.before_commit.add(_rearm)
 		return
 	_add_first(db.after_commit, run)
@@ -275,14 +279,21 @@ def run_callers_callbacks() -> tuple[Exception | None, list[str]]:
 	queues itself again would loop). RQ's timeout of the worker's RQ job is raised at once: its
 	batch must stop."""
 	callbacks = _primary_db().after_commit
+	functions = getattr(callbacks, "_functions", None)
 	first, later = None, []
 	while True:
 		try:
-			callbacks.run()
+			if functions is None:
+				callbacks.run()
+				return first, later
+			while functions:
+				functions.popleft()()
+				_drop_failed_commit(functions)
 			return first, later
 		except JobTimeoutException:
 			raise
 		except Exception as e:
+			_drop_failed_commit(functions)
 			if first is None:
 				first = e
 			else:
@@ -293,6 +304,16 @@ def run_callers_callbacks() -> tuple[Exception | None, list[str]]:
 					f"{len(later)} after-commit callbacks failed after the first: the rest were dropped"
 				)
 				return first, later
+
+
+def _drop_failed_commit(functions):
+	"""A `run` left at the head of the queue after a caller's callback: `_rearm` queued it for a
+	commit inside that callback whose COMMIT then failed (a commit that succeeds runs it first)."""
+	if functions and functions[0] is run:
+		functions.popleft()
+		pending = frappe.flags.get(PENDING)
+		if pending is not None and pending.get("committing") and not pending.get("sent"):
+			forget()
 
 
 @contextlib.contextmanager
