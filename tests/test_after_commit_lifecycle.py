@@ -36,7 +36,7 @@ def log(monkeypatch):
 			if event == "sync_job_status"
 		]
 
-	record(after_commit, "_send", announced)
+	record(after_commit, "_send_announce", announced)
 	record(slots, "refresh_in", lambda _pipe, _key, holder, _timeout, _r: [("refresh", holder)])
 	record(slots, "release_in", lambda _pipe, _key, holder, _r: [("release", holder)])
 	record(

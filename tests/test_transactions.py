@@ -538,3 +538,40 @@ def test_a_callbacks_commit_that_fails_sends_nothing(running_slot, failing_commi
 		frappe.db.commit()
 	frappe.db.rollback()
 	assert _holder(running_slot) == "RUNNING-JOB", "freed though its transaction never committed"
+
+
+def test_a_jobs_slot_stays_held_while_the_callers_after_commit_callbacks_run(running_slot):
+	"""The key's next job may start only once the job's own after-commit work (a controller's
+	callback calling an external API, say) is done."""
+	from sync_tweaks.queue import slots
+
+	seen = []
+	after_commit.request(release=[(running_slot, "RUNNING-JOB")])  # the job ended
+	frappe.db.after_commit.add(
+		lambda: seen.append((_holder(running_slot), slots.acquire(running_slot, "NEXT", 60)))
+	)
+	frappe.db.commit()
+	assert seen == [("RUNNING-JOB", 0)], "another dispatcher could not take the slot meanwhile"
+	assert _holder(running_slot) is None, "and it is free once they ran"
+
+
+def test_a_message_that_cannot_be_sent_neither_stops_the_callers_callbacks_nor_the_next_dispatch(
+	pushes, emitted
+):
+	ran = []
+	after_commit.announce("list_update", {"bad": object()}, "Sync Job")  # not JSON
+	frappe.db.after_commit.add(lambda: ran.append("caller"))
+	with contextlib.suppress(TypeError):
+		frappe.db.commit()
+	assert ran == ["caller"]
+	assert frappe.flags.get(after_commit.RUNNING) is None, "later commits still dispatch"
+
+
+def test_a_callers_request_in_a_transaction_without_ours_waits_for_its_commit(running_slot):
+	seen = []
+	frappe.db.after_commit.add(lambda: after_commit.request(release=[(running_slot, "RUNNING-JOB")]))
+	frappe.db.after_commit.add(lambda: seen.append(_holder(running_slot)))
+	frappe.db.commit()  # this transaction asked nothing of the queue
+	assert seen == ["RUNNING-JOB"]
+	frappe.db.rollback()
+	assert _holder(running_slot) == "RUNNING-JOB", "rolled back: never sent"

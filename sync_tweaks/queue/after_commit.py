@@ -5,6 +5,12 @@ One callback per transaction gathers every request, so a request that cancels 1,
 (realtime messages, slots) takes two round trips, not one per message and key. It
 never raises into the committing caller: errors go to the Error Log, and Redis being down only
 delays jobs until maintenance runs.
+
+The caller's own after-commit callbacks run before the slots are freed and the next jobs queued
+(`run` goes first and runs them); requests they make wait for their own commit. Known limit: code
+that swallows a failed COMMIT inside an after-commit callback and then commits again, or that fails
+a COMMIT inside a commit nested in another callback, may have the failed transaction's requests
+sent with the next commit (the locked line check in `dispatcher._take` still keeps one job per key).
 """
 
 import contextlib
@@ -172,11 +178,21 @@ def run():
 		elif pending is not None:
 			_arm()
 		return
+	pending = frappe.flags.get(PENDING)
+	if pending is not None and not pending.get("committing"):
+		# made by a caller's after-commit callback after this commit's before_commit: not committed
+		_arm()
+		return
 	committed = frappe.flags[RUNNING] = []
-	# taken before the caller's callbacks run: a rollback in one of them runs our forget; sent at
-	# once (committed): Desk hears a job Queued before its push to RQ, a caller's callback, runs
-	_send_once(_take_committed(committed))
+	callers_error = None
 	try:
+		# realtime only: Desk hears Queued before the push; slots wait for the caller's callbacks
+		try:
+			_announce_once(_take_committed(committed))
+		except JobTimeoutException:
+			raise
+		except Exception:
+			frappe.log_error(title="Sync Job realtime after commit failed")
 		callers_error, later_errors = run_callers_callbacks()
 		if callers_error:
 			for pending in committed:
@@ -249,7 +265,9 @@ def _rearm():
 	commit after it must not leave the requests marked as committed."""
 	db = _primary_db()
 	functions = getattr(db.before_commit, "_functions", None)
-	pending = frappe.flags.get(PENDING) or {}
+	pending = frappe.flags.get(PENDING)
+	if pending is None:
+		return  # its requests were dropped (a savepoint rolled back): nothing waits for this commit
 	if functions and pending.get("bounces", 0) < MAX_BOUNCES:  # one as set on being last would loop
 		pending["bounces"] = pending.get("bounces", 0) + 1
 		db.before_commit.add(_rearm)
@@ -261,7 +279,15 @@ def _rearm():
 def _send_once(pending: dict | None):
 	if pending is not None and not pending.get("sent"):
 		pending["sent"] = True  # before: an alarm inside must not make the handler send it again
-		_send(pending)
+		_send_slots(pending)
+		if not pending.get("announced"):
+			_send_announce(pending)
+
+
+def _announce_once(pending: dict | None):
+	if pending is not None and not pending.get("sent") and not pending.get("announced"):
+		pending["announced"] = True
+		_send_announce(pending)
 
 
 def _take_committed(committed: list) -> dict | None:
@@ -353,10 +379,9 @@ def flush():
 		frappe.db.commit()
 
 
-def _send(pending: dict):
-	"""The transaction's Redis work, in one round trip to the cache (slots, keys) and one to the
-	queue's Redis (realtime). On a Redis error slots expire by their TTL, the breaker's count is
-	advisory, and a realtime message is lost as Frappe's own would be."""
+def _send_slots(pending: dict):
+	"""The transaction's slot and key work, in one round trip to the cache. On a Redis error slots
+	expire by their TTL and the breaker's count is advisory."""
 	with contextlib.suppress(redis.exceptions.RedisError):
 		if pending["refresh"] or pending["release"] or pending["delete"]:
 			pipe = frappe.cache().pipeline(transaction=False)
@@ -367,6 +392,11 @@ def _send(pending: dict):
 			if pending["delete"]:
 				pipe.delete(*pending["delete"])
 			pipe.execute()
+
+
+def _send_announce(pending: dict):
+	"""The transaction's realtime messages, in one round trip to the queue's Redis; on a Redis error
+	they are lost, as Frappe's own would be."""
 	with contextlib.suppress(redis.exceptions.RedisError):
 		if pending["announce"]:
 			pipe = get_redis_connection_without_auth().pipeline(transaction=False)
