@@ -575,3 +575,17 @@ def test_a_callers_request_in_a_transaction_without_ours_waits_for_its_commit(ru
 	assert seen == ["RUNNING-JOB"]
 	frappe.db.rollback()
 	assert _holder(running_slot) == "RUNNING-JOB", "rolled back: never sent"
+
+
+@pytest.mark.parametrize("interrupt", [SystemExit, KeyboardInterrupt])
+def test_an_interrupt_in_a_callers_callback_still_frees_the_committed_slot(running_slot, interrupt):
+	"""e.g. gunicorn's worker timeout during a slow external call in an after-commit hook."""
+
+	def interrupted():
+		raise interrupt(1)
+
+	after_commit.request(release=[(running_slot, "RUNNING-JOB")])
+	frappe.db.after_commit.add(interrupted)
+	with pytest.raises(interrupt):
+		frappe.db.commit()
+	assert _holder(running_slot) is None

@@ -6,8 +6,8 @@ One callback per transaction gathers every request, so a request that cancels 1,
 never raises into the committing caller: errors go to the Error Log, and Redis being down only
 delays jobs until maintenance runs.
 
-The caller's own after-commit callbacks run before the slots are freed and the next jobs queued
-(`run` goes first and runs them); requests they make wait for their own commit. Known limit: code
+At a top-level commit the caller's own after-commit callbacks run before the slots are freed and
+the next jobs queued (`run` goes first and runs them); requests they make wait for their own commit. Known limit: code
 that swallows a failed COMMIT inside an after-commit callback and then commits again, or that fails
 a COMMIT inside a commit nested in another callback, may have the failed transaction's requests
 sent with the next commit (the locked line check in `dispatcher._take` still keeps one job per key).
@@ -236,6 +236,10 @@ def run():
 		frappe.db.rollback()
 		frappe.log_error(title="Sync Job dispatch after commit failed")
 		frappe.db.commit()
+	except BaseException:
+		for pending in committed:
+			_send_once(pending)  # an interrupt (SystemExit, KeyboardInterrupt): the slots at least
+		raise
 	finally:
 		frappe.flags.pop(RUNNING, None)
 		if not _keep_open():
