@@ -259,20 +259,26 @@ def test_failing_caller_callbacks_neither_stop_each_other_nor_the_jobs_push(push
 def test_rqs_timeout_in_a_callers_callback_stops_the_dispatch(pushes):
 	from rq.timeouts import JobTimeoutException
 
+	def time_out():
+		raise JobTimeoutException("RQ's limit for the worker's RQ job")
+
+	job = _enqueue_and_commit_with(time_out, JobTimeoutException)
+	assert pushes == [] and frappe.db.get_value("Sync Job", job.name, "status") == "Waiting"
+
+
+def _enqueue_and_commit_with(callback, error):
+	"""Queue the caller's after-commit `callback`, enqueue a job, commit (which raises `error`) and
+	roll back, as Frappe's request handler would; returns the job."""
 	from sync_tweaks.utils.sync_job import enqueue_sync_job
 	from tests.utils import make_source
 
 	source = make_source()  # it commits
-
-	def time_out():
-		raise JobTimeoutException("RQ's limit for the worker's RQ job")
-
-	frappe.db.after_commit.add(time_out)
+	frappe.db.after_commit.add(callback)
 	job = enqueue_sync_job("Test Single Sync", source_doc=source)
-	with pytest.raises(JobTimeoutException):
+	with pytest.raises(error):
 		frappe.db.commit()
 	frappe.db.rollback()
-	assert pushes == [] and frappe.db.get_value("Sync Job", job.name, "status") == "Waiting"
+	return job
 
 
 def test_savepoints_of_one_name_nest(keys):
@@ -287,10 +293,6 @@ def test_savepoints_of_one_name_nest(keys):
 
 
 def test_a_failing_callback_that_queues_itself_again_ends_and_the_job_still_goes(pushes):
-	from sync_tweaks.utils.sync_job import enqueue_sync_job
-	from tests.utils import make_source
-
-	source = make_source()
 	calls = []
 
 	def again():
@@ -298,11 +300,7 @@ def test_a_failing_callback_that_queues_itself_again_ends_and_the_job_still_goes
 		frappe.db.after_commit.add(again)
 		raise RuntimeError("fails and queues itself again")
 
-	frappe.db.after_commit.add(again)
-	job = enqueue_sync_job("Test Single Sync", source_doc=source)
-	with pytest.raises(RuntimeError):
-		frappe.db.commit()
-	frappe.db.rollback()
+	job = _enqueue_and_commit_with(again, RuntimeError)
 	assert len(calls) == after_commit.MAX_CALLER_ERRORS + 1
 	assert pushes == [[job.name]]
 
