@@ -7,10 +7,11 @@ never raises into the committing caller: errors go to the Error Log, and Redis b
 delays jobs until maintenance runs.
 
 At a top-level commit the caller's own after-commit callbacks run before the slots are freed and
-the next jobs queued (`run` goes first and runs them); requests they make wait for their own commit. Known limit: code
-that swallows a failed COMMIT inside an after-commit callback and then commits again, or that fails
-a COMMIT inside a commit nested in another callback, may have the failed transaction's requests
-sent with the next commit (the locked line check in `dispatcher._take` still keeps one job per key).
+the next jobs queued (`run` goes first and runs them); requests they make wait for their own commit.
+Known limit: code that swallows a failed COMMIT inside an after-commit callback and then commits
+again, or that fails a COMMIT inside a commit nested in another callback, may have the failed
+transaction's requests sent with the next commit (the locked line check in `dispatcher._take` still
+keeps one job per key).
 """
 
 import contextlib
@@ -171,7 +172,7 @@ def run():
 		# rollback (a parent's check) that runs the forget this commit left behind; Desk hears the
 		# jobs it queued now, before their push to RQ (registered after this callback) runs.
 		# Requests a caller's after-commit callback made without committing belong to the
-		# transaction still open, whose commit will run this again (see `_keep_open`).
+		# transaction still open, whose commit will run this again (see `_arm`).
 		pending = frappe.flags.get(PENDING)
 		if pending is not None and pending.get("committing"):
 			_send_once(_take_committed(committed))
